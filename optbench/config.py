@@ -1,0 +1,66 @@
+"""Where the Hydra config tree lives, its typed schema, and composition for `show` and tests.
+
+The schema types the top-level keys, so Hydra rejects ``train.steps=abc`` at composition.
+Plugin groups (task, optimizer, schedule, logger) stay untyped here: their keys are checked
+against the plugin's own signature when it is built (see :mod:`optbench.plugins`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+def config_dir() -> Path:
+    """The config tree: inside the package when installed from a wheel, else the repo's configs/."""
+    packaged = Path(__file__).resolve().parent / "configs"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "configs"
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    fp64 = "fp64"
+    bf16 = "bf16"  # bf16 autocast on CUDA; parameters and optimizer states stay fp32
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 500
+    log_every: int = 10
+    eval_every: int = 100
+    grad_clip: float | None = None
+    checkpoint_every: int = 1000
+    divergence_factor: float = 1e3
+
+
+@dataclass
+class RunConfig:
+    task: Any = MISSING
+    optimizer: Any = MISSING
+    schedule: Any = MISSING
+    logger: Any = field(default_factory=dict)
+    seed: int = 0
+    device: str = "auto"
+    precision: Precision = Precision.fp32
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def register_schema() -> None:
+    ConfigStore.instance().store(name="optbench_schema", node=RunConfig)
+
+
+def compose(overrides: list[str] | None = None, *, return_hydra_config: bool = False) -> Any:
+    """The config Hydra would build for ``optbench run OVERRIDES`` (no multirun, no launch)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register_schema()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return hydra_compose(
+            "config", overrides=list(overrides or []), return_hydra_config=return_hydra_config
+        )

@@ -1,0 +1,113 @@
+"""From ``optbench run`` to Hydra: check the overrides up front, then hand over to ``@hydra.main``.
+
+Checking first means a mistake in any value of a sweep is reported as one line before a single
+job starts. Each sweep value is composed once (with the other keys at their first value), so
+the cost grows with the number of values, not with the number of jobs. Launching goes through
+``@hydra.main`` with the overrides as its command line, so multirun, launchers, sweepers and
+every Hydra flag work as Hydra documents them.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from optbench.config import compose, config_dir, register_schema
+from optbench.errors import OptbenchError
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+def _new_key_hint(err: BaseException) -> str:
+    """Hydra's advice for a key the config does not have, if it gave one."""
+    advice = [line for line in str(err).splitlines() if line.startswith("To append")]
+    return f" ({advice[0][0].lower()}{advice[0][1:]})" if advice else ""
+
+
+def _explain(err: BaseException) -> str:
+    """One line for a Hydra/OmegaConf composition error."""
+    from hydra.errors import MissingConfigException
+
+    if isinstance(err, MissingConfigException) and err.options is not None:
+        group, _, name = (err.missing_cfg_file or "").rpartition("/")
+        return f"{group}={name} is not a known {group}; available: {', '.join(err.options)}"
+    cause = err.__cause__
+    if cause is not None:
+        key = getattr(cause, "full_key", None)
+        reason = _first_line(cause)
+        return (f"{key}: {reason}" if key and key not in reason else reason) + _new_key_hint(err)
+    return _first_line(err)
+
+
+def compose_checked(overrides: list[str]) -> Any:
+    """Compose the config of one run, as Hydra would, turning composition errors into one line."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return compose(overrides, return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise OptbenchError(_explain(err)) from None
+
+
+def _variants(overrides: list[str], multirun: bool) -> list[list[str]]:
+    """The override lists to check: one per sweep value, the other keys at their first value."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException, OverrideParseException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except OverrideParseException as err:
+        raise OptbenchError(f"cannot parse the overrides: {_first_line(err)}") from None
+    choices: list[list[str]] = []
+    for override in parsed:
+        if not override.is_sweep_override():
+            choices.append([override.input_line])
+            continue
+        if not multirun:
+            raise OptbenchError(
+                f"{override.input_line} is a sweep; run it with `optbench run -m ...` (multirun)"
+            )
+        try:
+            values = list(override.sweep_string_iterator())
+        except HydraException:  # interval sweeps belong to a sweeper (Optuna): checked per trial
+            continue
+        choices.append([f"{override.get_key_element()}={v}" for v in values])
+    base = [values[0] for values in choices]
+    variants = [base]
+    for i, values in enumerate(choices):
+        variants += [base[:i] + [v] + base[i + 1:] for v in values[1:]]
+    return variants
+
+
+def prepare(overrides: list[str], multirun: bool) -> tuple[list[str], str]:
+    """Check every run the overrides describe; return them with the output dir made explicit
+    (resolved once, here, so every job and every process agree on it) and that dir."""
+    from optbench.runner.build import check_config
+
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    output_dir = None
+    for variant in _variants(overrides, multirun):
+        cfg = compose_checked(variant)
+        check_config(cfg)
+        output_dir = output_dir or str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)
+    given = any(o.split("=", 1)[0] == key for o in overrides)
+    return (overrides if given else [*overrides, f"{key}={output_dir}"]), output_dir
+
+
+def launch(hydra_args: list[str]) -> None:
+    """Run ``@hydra.main`` over ``hydra_args`` (overrides and Hydra flags, as on its command line)."""
+    import hydra
+
+    from optbench.runner.job import hydra_task
+
+    register_schema()
+    main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")(hydra_task)
+    argv, sys.argv = sys.argv, [sys.argv[0], *hydra_args]
+    try:
+        main()
+    finally:
+        sys.argv = argv

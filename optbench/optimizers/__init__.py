@@ -1,0 +1,1 @@
+"""Optimizer plugins: parameter roles, the builder, and the in-repo algorithms."""

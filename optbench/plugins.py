@@ -1,0 +1,86 @@
+"""Building plugins (tasks, optimizers, schedules, loggers) from their config nodes.
+
+Hydra's ``instantiate`` does the building. Before it, every key is checked against the target's
+signature (unknown keys, and types through pydantic), so a user mistake becomes one line naming
+the key, the value and what is accepted, instead of a traceback from deep inside the plugin.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from functools import lru_cache
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from optbench.errors import OptbenchError
+
+_RESERVED = ("_target_", "_recursive_", "_convert_", "_partial_", "_args_")
+
+
+def locate_target(group: str, node: DictConfig) -> Any:
+    from hydra.utils import get_object
+
+    target = node.get("_target_")
+    if not target:
+        raise OptbenchError(f"{group} config has no _target_; it must name the class to build")
+    try:
+        return get_object(target)
+    except Exception as err:  # Hydra wraps ImportError/AttributeError in its own types
+        raise OptbenchError(f"{group}._target_={target} cannot be imported ({err.__cause__ or err})")
+
+
+@lru_cache(maxsize=None)
+def _signature(target: Any) -> tuple[inspect.Signature, dict[str, Any]]:
+    fn = target.__init__ if inspect.isclass(target) else target
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # unresolvable annotations: check names only
+        hints = {}
+    return inspect.signature(fn), hints
+
+
+def check_arguments(group: str, target: Any, kwargs: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
+    """Raise OptbenchError for a key ``target`` does not take or a value of the wrong type."""
+    from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+    signature, hints = _signature(target)
+    params = {n: p for n, p in signature.parameters.items() if n not in ("self", *skip)}
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    for key, value in kwargs.items():
+        if key not in params:
+            if takes_any:
+                continue
+            raise OptbenchError(
+                f"{group}.{key} is not an option of {target.__name__}; accepted: {', '.join(accepted)}"
+            )
+        if key not in hints:
+            continue
+        adapter = TypeAdapter(hints[key], config=ConfigDict(arbitrary_types_allowed=True))
+        try:
+            adapter.validate_python(value)
+        except ValidationError as err:
+            first = err.errors()[0]["msg"]
+            raise OptbenchError(f"{group}.{key}={value!r} is invalid: {first}") from None
+
+
+def instantiate(group: str, node: DictConfig, *args: Any, skip: tuple[str, ...] = (), **extra: Any) -> Any:
+    """Check ``node`` against its target, then build it with Hydra (``*args`` go first)."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate as hydra_instantiate
+
+    target = locate_target(group, node)
+    kwargs = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k not in _RESERVED}
+    check_arguments(group, target, {**kwargs, **extra}, skip=skip)
+    try:
+        # Plugins receive plain values; nested configs are theirs to interpret (not recursive).
+        return hydra_instantiate(node, *args, _convert_="all", _recursive_=False, **extra)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, OptbenchError):
+            raise cause from None
+        if isinstance(cause, ValueError):  # torch.optim and friends validate values this way
+            raise OptbenchError(f"{group} ({target.__name__}): {cause}") from None
+        raise

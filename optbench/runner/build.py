@@ -1,0 +1,57 @@
+"""Building a run's objects from its config: the one path used by runs and by up-front checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from optbench.errors import OptbenchError
+
+from optbench.optimizers.build import build_optimizer
+from optbench.optimizers.roles import ParamRole
+from optbench.plugins import check_arguments, instantiate, locate_target
+from optbench.runner.device import resolve_device
+from optbench.tasks.base import Task
+
+
+def build_task(cfg: DictConfig) -> Task:
+    task = instantiate("task", cfg.task)
+    if not isinstance(task, Task):
+        raise TypeError(f"task._target_ {cfg.task._target_} does not implement optbench Task")
+    return task
+
+
+def build_schedule(cfg: DictConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+    multiplier: Callable[[int], float] = instantiate("schedule", cfg.schedule, total_steps=cfg.train.steps)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+
+
+@dataclass
+class CheckedConfig:
+    task: Task
+    device: torch.device
+
+
+def check_config(cfg: DictConfig) -> CheckedConfig:
+    """Raise OptbenchError for anything wrong in ``cfg`` that can be found without loading data:
+    task arguments, optimizer hyperparameters (built on a stand-in parameter of each role),
+    schedule, logger options, device and cadences."""
+    train = cfg.train
+    for key in ("steps", "log_every", "eval_every", "checkpoint_every"):
+        if train[key] < 1:
+            raise OptbenchError(f"train.{key}={train[key]} must be a positive integer")
+    device = resolve_device(cfg.device)
+    task = build_task(cfg)
+    stand_in = torch.nn.ParameterDict(
+        {role.value: torch.nn.Parameter(torch.zeros(2, 2)) for role in ParamRole}
+    )
+    optimizer = build_optimizer(cfg.optimizer, stand_in, {r.value: r for r in ParamRole})
+    build_schedule(cfg, optimizer)
+    if cfg.logger and cfg.logger.get("_target_"):
+        options = OmegaConf.to_container(cfg.logger, resolve=True)
+        options = {k: v for k, v in options.items() if not k.startswith("_")}
+        check_arguments("logger", locate_target("logger", cfg.logger), options)
+    return CheckedConfig(task, device)

@@ -1,0 +1,42 @@
+"""Device selection and numeric precision."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+
+import torch
+
+from optbench.config import Precision
+from optbench.errors import OptbenchError
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU; an unavailable device is a user error."""
+    if not _DEVICE.match(spec):
+        raise OptbenchError(f"device={spec!r} is not a device; accepted: auto, cpu, cuda, cuda:N, mps")
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise OptbenchError(f"device={spec} but no CUDA device is visible; use device=cpu or auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise OptbenchError(
+            f"device={spec} but only {torch.cuda.device_count()} CUDA device(s) are visible"
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise OptbenchError("device=mps but MPS is not available; use device=cpu or auto")
+    return device
+
+
+def param_dtype(precision: Precision) -> torch.dtype:
+    """The dtype of parameters and floating data: bf16 runs keep fp32 weights under autocast."""
+    return torch.float64 if precision == Precision.fp64 else torch.float32
+
+
+def autocast(device: torch.device, precision: Precision) -> contextlib.AbstractContextManager:
+    if precision == Precision.bf16:
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()

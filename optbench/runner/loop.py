@@ -1,0 +1,202 @@
+"""The training loop: batch -> loss -> backward -> clip -> step -> schedule, with logging,
+evaluation and checkpoints at their cadences (DESIGN.md §2).
+
+The training clock (``perf/step_seconds``) covers the steps alone: evaluation and checkpoints run
+between clock intervals. ``train/loss`` is the mean loss over the steps since the last log.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from optbench.runner import memory
+from optbench.runner.checkpoint import save_checkpoint
+from optbench.runner.device import autocast
+from optbench.runner.run_dir import RunDir
+from optbench.runner.seeding import restore_rng_states, rng_states
+from optbench.runner.sinks import Sink
+from optbench.tasks.base import BatchStream, Task
+
+
+@dataclass
+class LoopState:
+    """What the loop carries between steps; saved in checkpoints."""
+
+    step: int = 0
+    work: int = 0  # work units (examples or tokens) consumed so far
+    first_loss: float | None = None
+    wall_seconds: float = 0.0  # over all sessions of this run
+    interval_loss: torch.Tensor | None = None  # sum of step losses since the last log
+    interval_steps: int = 0
+    interval_work: int = 0
+
+
+@dataclass
+class Outcome:
+    status: str  # completed | diverged
+    reason: str | None = None
+    final: dict[str, float] = field(default_factory=dict)
+
+
+class Trainer:
+    def __init__(
+        self,
+        cfg: DictConfig,
+        task: Task,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        stream: BatchStream,
+        device: torch.device,
+        run_dir: RunDir,
+    ) -> None:
+        self.cfg, self.train_cfg = cfg, cfg.train
+        self.task, self.model, self.optimizer, self.scheduler = task, model, optimizer, scheduler
+        self.stream, self.device, self.run_dir = stream, device, run_dir
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.state = LoopState()
+        self.latest: dict[str, float] = {}
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        save_checkpoint(self.run_dir.checkpoint, {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "stream": self.stream.state_dict(),
+            "rng": rng_states(),
+            "loop": self.state.__dict__,
+        })
+
+    def restore(self, checkpoint: dict[str, Any]) -> None:
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.stream.load_state_dict(checkpoint["stream"])
+        restore_rng_states(checkpoint["rng"])
+        self.state = LoopState(**checkpoint["loop"])
+        if self.state.interval_loss is not None:
+            self.state.interval_loss = self.state.interval_loss.to(self.device)
+
+    # -- one step ----------------------------------------------------------------------------
+    def _step(self, measure: bool) -> dict[str, float]:
+        """One optimizer step. With ``measure``, also return the gradient norm and bytes."""
+        micro_batches = next(self.stream)
+        weights = [self.task.loss_weight(mb) for mb in micro_batches]
+        total = sum(weights)
+        step_loss = torch.zeros((), device=self.device)
+        for mb, weight in zip(micro_batches, weights):
+            with autocast(self.device, self.cfg.precision):
+                loss = self.task.loss(self.model, mb)
+            (loss * (weight / total)).backward()
+            step_loss += loss.detach().float() * (weight / total)
+        measured: dict[str, float] = {}
+        clip = self.train_cfg.grad_clip
+        if clip is not None:
+            measured["opt/grad_norm"] = torch.nn.utils.clip_grad_norm_(self.params, clip)
+        elif measure:
+            grads = [p.grad for p in self.params if p.grad is not None]
+            measured["opt/grad_norm"] = torch.nn.utils.get_total_norm(grads)
+        if measure:
+            measured["opt/lr"] = self.scheduler.get_last_lr()[0]
+            measured["mem/grad_bytes"] = memory.tensor_bytes(
+                p.grad for p in self.params if p.grad is not None)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+
+        s = self.state
+        s.interval_loss = step_loss if s.interval_loss is None else s.interval_loss + step_loss
+        s.interval_steps += 1
+        work = sum(self.task.work(mb) for mb in micro_batches)
+        s.interval_work += work
+        s.work += work
+        s.step += 1
+        if s.first_loss is None:
+            s.first_loss = step_loss.item()
+        return measured
+
+    # -- logging -----------------------------------------------------------------------------
+    def _train_metrics(self, measured: dict[str, float], seconds: float) -> dict[str, float]:
+        s = self.state
+        metrics = {
+            "train/loss": (s.interval_loss / s.interval_steps).item(),
+            **{k: v.item() if isinstance(v, torch.Tensor) else v for k, v in measured.items()},
+            "perf/step_seconds": seconds / s.interval_steps,
+            f"perf/{self.task.work_unit}_per_second": s.interval_work / seconds if seconds else 0.0,
+            "mem/param_bytes": memory.param_bytes(self.model),
+            "mem/optimizer_state_bytes": memory.optimizer_state_bytes(self.optimizer),
+            "mem/peak_bytes": memory.peak_bytes(self.device),
+        }
+        if self.task.work_unit == "tokens":
+            metrics["tokens"] = s.work
+        s.interval_loss, s.interval_steps, s.interval_work = None, 0, 0
+        return metrics
+
+    def _divergence(self, loss: float) -> str | None:
+        if not math.isfinite(loss):
+            return f"train/loss is {loss} at step {self.state.step}"
+        factor = self.train_cfg.divergence_factor
+        first = self.state.first_loss
+        if first is not None and math.isfinite(first) and abs(loss) > factor * max(abs(first), 1e-12):
+            return (f"train/loss {loss:.4g} at step {self.state.step} exceeds "
+                    f"train.divergence_factor={factor:g} × the first loss {first:.4g}")
+        return None
+
+    def evaluate(self) -> dict[str, float]:
+        self.model.eval()
+        with torch.no_grad(), autocast(self.device, self.cfg.precision):
+            metrics = self.task.evaluate(self.model)
+        self.model.train()
+        return metrics
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self, sinks: list[Sink]) -> Outcome:
+        cfg, s = self.train_cfg, self.state
+
+        def emit(step: int, metrics: dict[str, float]) -> None:
+            self.latest.update(metrics)
+            for sink in sinks:
+                sink.log(step, metrics)
+
+        if s.step == 0:
+            emit(0, self.evaluate())
+        self.model.train()
+        session_start = time.perf_counter()
+        wall_before = s.wall_seconds
+        clock_start, clock = time.perf_counter(), 0.0
+        while s.step < cfg.steps:
+            next_step = s.step + 1
+            log_now = next_step % cfg.log_every == 0 or next_step == cfg.steps
+            eval_now = next_step % cfg.eval_every == 0 or next_step == cfg.steps
+            save_now = next_step % cfg.checkpoint_every == 0 or next_step == cfg.steps
+            measured = self._step(measure=log_now)
+            if log_now or eval_now or save_now:  # pause the training clock
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                clock += time.perf_counter() - clock_start
+            metrics: dict[str, float] = {}
+            if log_now:
+                metrics = self._train_metrics(measured, clock)
+                clock = 0.0
+                reason = self._divergence(metrics["train/loss"])
+                if reason:
+                    emit(s.step, metrics)
+                    return Outcome("diverged", reason, dict(self.latest))
+            if eval_now:
+                metrics.update(self.evaluate())
+            if metrics:
+                emit(s.step, metrics)
+            if save_now:
+                s.wall_seconds = wall_before + time.perf_counter() - session_start
+                self.checkpoint()
+            if log_now or eval_now or save_now:
+                clock_start = time.perf_counter()
+        s.wall_seconds = wall_before + time.perf_counter() - session_start
+        return Outcome("completed", None, dict(self.latest))

@@ -1,0 +1,57 @@
+"""Exact memory accounting: bytes held by parameters and optimizer states, and peak memory."""
+
+from __future__ import annotations
+
+import resource
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+
+def _tensors(obj: Any) -> Iterable[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            yield from _tensors(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from _tensors(value)
+
+
+def tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    """Bytes of the storages behind ``tensors``, each storage counted once (views share theirs)."""
+    seen: set[tuple[str, int]] = set()
+    total = 0
+    for t in tensors:
+        storage = t.untyped_storage()
+        key = (str(t.device), storage.data_ptr()) if t.device.type != "meta" else ("meta", id(t))
+        if key in seen:
+            continue
+        seen.add(key)
+        total += storage.nbytes() if t.device.type != "meta" else t.numel() * t.element_size()
+    return total
+
+
+def param_bytes(model: torch.nn.Module) -> int:
+    return tensor_bytes(model.parameters())
+
+
+def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Every tensor the optimizer holds in its state (moments, step counters, projectors, ...)."""
+    return tensor_bytes(_tensors(list(optimizer.state.values())))
+
+
+def reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_bytes(device: torch.device) -> int:
+    """CUDA peak allocated bytes since the last reset; on CPU the process's peak resident set."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB, macOS bytes

@@ -1,0 +1,66 @@
+"""The console: a rich progress bar while training, and a summary table at the end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+console = Console(stderr=True)
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return escape(str(value))
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    table = Table(title=f"run {summary.get('status', '?')}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for key in ("status", "reason", "steps", "wall_seconds"):
+        if summary.get(key) is not None:
+            table.add_row(key, format_value(summary[key]))
+    for key, value in sorted(summary.get("final", {}).items()):
+        table.add_row(key, format_value(value))
+    table.add_row("run dir", str(summary.get("run_dir", "")))
+    return table
+
+
+class ConsoleSink:
+    def __init__(self, total_steps: int, start_step: int, title: str, compact: bool = False) -> None:
+        """``compact``: end with one line instead of the summary table (jobs of a sweep)."""
+        self._compact = compact
+        self._progress = Progress(
+            TextColumn(f"[bold]{title}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}"),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self._task = self._progress.add_task("train", total=total_steps, completed=start_step,
+                                             loss="-", lr="-")
+        self._progress.start()
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        fields = {}
+        if "train/loss" in metrics:
+            fields["loss"] = format_value(metrics["train/loss"])
+        if "opt/lr" in metrics:
+            fields["lr"] = format_value(metrics["opt/lr"])
+        self._progress.update(self._task, completed=step, **fields)
+
+    def close(self, summary: dict[str, Any]) -> None:
+        self._progress.stop()
+        if not self._compact:
+            console.print(summary_table(summary))
+            return
+        loss = summary.get("final", {}).get("train/loss")
+        console.print(f"{escape(str(summary.get('run_dir')))}: {summary['status']}"
+                      + (f", train/loss {format_value(loss)}" if loss is not None else ""),
+                      highlight=False, soft_wrap=True)

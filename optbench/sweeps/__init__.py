@@ -1,0 +1,1 @@
+"""Sweeps: results collection over run dirs (and, later, presets and paper figures)."""
