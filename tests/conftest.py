@@ -1,0 +1,44 @@
+"""Shared test helpers: run the real `optbench` command in a subprocess, read run dirs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from optbench.runner.sinks.jsonl import read_metrics
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _offline_environment(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests never touch the network or the user's caches."""
+    os.environ["OPTBENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ["WANDB_MODE"] = "offline"
+    os.environ["WANDB_SILENT"] = "true"
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+
+
+def optbench(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run `optbench ARGS` as a user would, in a fresh interpreter."""
+    result = subprocess.run(
+        [sys.executable, "-m", "optbench", *args], cwd=cwd, capture_output=True, text=True,
+        env={**os.environ, "COLUMNS": "200"}, timeout=600,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"optbench {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+    return result
+
+
+def summary(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def losses(run_dir: Path) -> list[tuple[int, float]]:
+    return [(r["step"], r["train/loss"]) for r in read_metrics(run_dir / "metrics.jsonl")
+            if "train/loss" in r]

@@ -1,0 +1,48 @@
+"""A run killed with SIGKILL and started again ends bit-identical to an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import losses, optbench, summary
+from optbench.runner.run_dir import RunDir
+
+# Minibatch Adam with a log interval that does not divide the checkpoint interval, so the
+# checkpoint must carry the data position, the optimizer state and a half-accumulated loss.
+ARGS = ["task.data=synthetic", "task.n=2000", "task.batch_size=64", "optimizer=adam",
+        "optimizer.lr=0.01", "schedule=cosine", "train.steps=4000", "train.log_every=7",
+        "train.checkpoint_every=500", "logger=none"]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_is_bit_identical(tmp_path):
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "optbench", "run", *ARGS, f"hydra.run.dir={killed}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not (killed / "checkpoint.pt").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.02)
+    time.sleep(0.2)  # let it run past the checkpoint, so metrics.jsonl holds lines to drop
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert summary(killed)["status"] == "running"  # it never got to finish
+    assert RunDir(killed).status() == "interrupted"
+    steps_at_kill = losses(killed)[-1][0]
+    assert steps_at_kill < 4000
+
+    resumed = optbench("run", *ARGS, f"hydra.run.dir={killed}")
+    optbench("run", *ARGS, f"hydra.run.dir={clean}")
+
+    assert "resuming" in resumed.stderr
+    assert summary(killed)["status"] == "completed"
+    assert losses(killed) == losses(clean)  # every logged loss, not just the last
+    assert losses(killed)[-1][0] == 4000
