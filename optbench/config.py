@@ -12,7 +12,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 
@@ -51,6 +50,8 @@ class RunConfig:
 
 
 def register_schema() -> None:
+    from hydra.core.config_store import ConfigStore  # Hydra is slow to import: only when composing
+
     ConfigStore.instance().store(name="optbench_schema", node=RunConfig)
 
 
