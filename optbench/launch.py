@@ -86,6 +86,8 @@ def _variants(overrides: list[str], multirun: bool) -> list[list[str]]:
 def prepare(overrides: list[str], multirun: bool) -> tuple[list[str], str]:
     """Check every run the overrides describe; return them with the output dir made explicit
     (resolved once, here, so every job and every process agree on it) and that dir."""
+    from hydra.core.hydra_config import HydraConfig
+
     from optbench.runner.build import check_config
 
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
@@ -93,7 +95,9 @@ def prepare(overrides: list[str], multirun: bool) -> tuple[list[str], str]:
     for variant in _variants(overrides, multirun):
         cfg = compose_checked(variant)
         check_config(cfg)
-        output_dir = output_dir or str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)
+        if output_dir is None:
+            HydraConfig.instance().set_config(cfg)  # as Hydra does, for ${hydra:...} in the dirs
+            output_dir = str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)
     given = any(o.split("=", 1)[0] == key for o in overrides)
     return (overrides if given else [*overrides, f"{key}={output_dir}"]), output_dir
 

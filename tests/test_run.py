@@ -98,3 +98,10 @@ def test_explosion_past_the_divergence_factor(tmp_path):
     final = summary(run_dir)
     assert final["status"] == "diverged"
     assert "exceeds train.divergence_factor=10" in final["reason"]
+
+
+def test_default_run_dir_is_under_runs_named_by_task_and_optimizer(tmp_path):
+    optbench("run", "optimizer=adam", "train.steps=10", "logger=none", cwd=tmp_path)
+    (run_dir,) = (tmp_path / "runs").glob("*/*")
+    assert run_dir.name.endswith("_logreg_adam")
+    assert summary(run_dir)["status"] == "completed"
