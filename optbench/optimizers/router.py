@@ -59,6 +59,17 @@ class RoleRouter(torch.optim.Optimizer):
         for part in self.parts.values():
             part.zero_grad(set_to_none=set_to_none)
 
+    def train(self) -> None:
+        """Forwarded to parts that have train/eval modes (Schedule-Free)."""
+        for part in self.parts.values():
+            if hasattr(part, "train"):
+                part.train()
+
+    def eval(self) -> None:
+        for part in self.parts.values():
+            if hasattr(part, "eval"):
+                part.eval()
+
     def state_dict(self) -> dict[str, Any]:
         return {"parts": {name: part.state_dict() for name, part in self.parts.items()}}
 

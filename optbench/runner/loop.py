@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from optbench.optimizers.capabilities import has_train_eval_modes, needs_create_graph
 from optbench.runner import memory
 from optbench.runner.checkpoint import save_checkpoint
 from optbench.runner.device import autocast
@@ -60,6 +61,8 @@ class Trainer:
         self.task, self.model, self.optimizer, self.scheduler = task, model, optimizer, scheduler
         self.stream, self.device, self.run_dir = stream, device, run_dir
         self.params = [p for p in model.parameters() if p.requires_grad]
+        self.create_graph = needs_create_graph(optimizer)
+        self.modes = has_train_eval_modes(optimizer)
         self.state = LoopState()
         self.latest: dict[str, float] = {}
 
@@ -94,7 +97,7 @@ class Trainer:
         for mb, weight in zip(micro_batches, weights):
             with autocast(self.device, self.cfg.precision):
                 loss = self.task.loss(self.model, mb)
-            (loss * (weight / total)).backward()
+            (loss * (weight / total)).backward(create_graph=self.create_graph)
             step_loss += loss.detach().float() * (weight / total)
         measured: dict[str, float] = {}
         clip = self.train_cfg.grad_clip
@@ -151,9 +154,13 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         self.model.eval()
+        if self.modes:
+            self.optimizer.eval()
         with torch.no_grad(), autocast(self.device, self.cfg.precision):
             metrics = self.task.evaluate(self.model)
         self.model.train()
+        if self.modes:
+            self.optimizer.train()
         return metrics
 
     # -- the loop ----------------------------------------------------------------------------
@@ -168,6 +175,8 @@ class Trainer:
         if s.step == 0:
             emit(0, self.evaluate())
         self.model.train()
+        if self.modes:
+            self.optimizer.train()
         session_start = time.perf_counter()
         wall_before = s.wall_seconds
         clock_start, clock = time.perf_counter(), 0.0
