@@ -92,6 +92,39 @@ def show(
     print(OmegaConf.to_yaml(cfg, resolve=resolve), end="")
 
 
+@app.command()
+@user_errors
+def memory(
+    overrides: Annotated[Optional[list[str]], typer.Argument(help=OVERRIDES_HELP, show_default=False)] = None,
+) -> None:
+    """Bytes of weights, gradients and optimizer states for a task and optimizer, computed on the
+    meta device (no allocation), beside the GaLore paper's figures where it has them.
+
+    [dim]optbench memory task=llama1b optimizer=galore precision=bf16[/]
+    """
+    from optbench.launch import compose_checked
+    from optbench.runner.memory_estimate import estimate, published
+
+    cfg = compose_checked(list(overrides or []))
+    choices = cfg.hydra.runtime.choices
+    result = estimate(cfg)
+    table = Table(title=f"{choices.task} / {choices.optimizer}, {cfg.precision.value} "
+                        f"({result.parameters:,} parameters)", title_justify="left")
+    table.add_column("memory")
+    table.add_column("bytes", justify="right")
+    table.add_column("GB (10⁹)", justify="right")
+    rows = [("weights", result.weights), ("gradients", result.gradients),
+            ("optimizer states", result.optimizer_states), ("total", result.total),
+            ("weights + states", result.weights + result.optimizer_states)]
+    for name, count in rows:
+        table.add_row(name, f"{count:,}", f"{count / 1e9:.3f}")
+    paper = published(choices.task, choices.optimizer)
+    if paper is not None:
+        table.add_row(f"{paper.method}, published", "", f"{paper.gigabytes:.2f}", style="dim")
+        table.caption = f"published: {paper.source}"
+    out.print(table)
+
+
 @app.command(name="list")
 @user_errors
 def list_plugins(

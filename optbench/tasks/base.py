@@ -48,7 +48,11 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def build_model(self) -> nn.Module:
-        """A freshly initialised model; the runner seeds torch before the call and moves it after."""
+        """A freshly initialised model; the runner seeds torch before the call and moves it after.
+
+        Must work before :meth:`prepare` and under ``torch.device("meta")``, so that memory can be
+        estimated for any model size without loading data or allocating weights.
+        """
 
     def param_roles(self, model: nn.Module) -> dict[str, ParamRole]:
         """The role of every parameter, by name. Default: 2-D weights are matrices, the rest vectors."""

@@ -155,8 +155,20 @@ class LogisticRegression(Task):
                 f"task.batch_size={self.batch_size} exceeds the {len(y)} examples of the data set"
             )
 
+    def _features(self) -> int:
+        """The model's input size, known before the data is loaded except for LIBSVM files."""
+        if hasattr(self, "x"):
+            return self.x.shape[1]
+        if self.source == "svmlight":
+            from sklearn.datasets import load_svmlight_file
+
+            d = load_svmlight_file(self.path)[0].shape[1]
+        else:
+            d = self.d if self.source == "synthetic" else 30  # breast_cancer's 30 features
+        return d + int(self.intercept)
+
     def build_model(self) -> nn.Module:
-        model = nn.Linear(self.x.shape[1], 1, bias=False)
+        model = nn.Linear(self._features(), 1, bias=False)
         nn.init.zeros_(model.weight)
         return model
 
