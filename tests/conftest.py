@@ -6,10 +6,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from optbench.runner.sinks.jsonl import read_metrics
 
@@ -22,6 +24,15 @@ def _offline_environment(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["WANDB_SILENT"] = "true"
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["HF_DATASETS_OFFLINE"] = "1"
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Many tiny ops: one thread is several times faster than two on a shared, busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def optbench(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
