@@ -125,6 +125,28 @@ def memory(
     out.print(table)
 
 
+@app.command()
+@user_errors
+def sharpness(
+    run_dir: Annotated[Path, typer.Argument(help="A run dir holding a checkpoint.")],
+    step: Annotated[Optional[int], typer.Option(help="A kept checkpoint (train.keep_checkpoints=true); default: the latest.")] = None,
+    k: Annotated[int, typer.Option(help="How many top eigenvalues.")] = 3,
+    trace: Annotated[bool, typer.Option(help="Also estimate the Hessian trace (Hutchinson).")] = True,
+) -> None:
+    """Top Hessian eigenvalues and trace of a saved checkpoint, with the optimizer's threshold."""
+    from optbench.diagnostics.saved import checkpoint_spectrum
+    from optbench.runner.run_dir import RunDir
+    from optbench.runner.sinks.console import format_value
+
+    saved_step, metrics = checkpoint_spectrum(RunDir(run_dir), step, k, trace)
+    table = Table(title=f"{run_dir} at step {saved_step}", title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for key, value in metrics.items():
+        table.add_row(key, format_value(value))
+    out.print(table)
+
+
 @app.command(name="list")
 @user_errors
 def list_plugins(

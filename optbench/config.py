@@ -34,6 +34,7 @@ class TrainConfig:
     eval_every: int = 100
     grad_clip: float | None = None
     checkpoint_every: int = 1000
+    keep_checkpoints: bool = False
     divergence_factor: float = 1e3
 
 
@@ -43,6 +44,7 @@ class RunConfig:
     optimizer: Any = MISSING
     schedule: Any = MISSING
     logger: Any = field(default_factory=dict)
+    diagnostics: Any = field(default_factory=dict)
     seed: int = 0
     device: str = "auto"
     precision: Precision = Precision.fp32

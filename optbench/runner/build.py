@@ -8,12 +8,14 @@ from dataclasses import dataclass
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from optbench.diagnostics.probe import SharpnessProbe
 from optbench.errors import OptbenchError
 
 from optbench.optimizers.build import build_optimizer
 from optbench.optimizers.roles import ParamRole
 from optbench.plugins import check_arguments, instantiate, locate_target
 from optbench.runner.device import resolve_device
+from optbench.runner.seeding import derive_seed
 from optbench.tasks.base import Task
 
 
@@ -29,10 +31,17 @@ def build_schedule(cfg: DictConfig, optimizer: torch.optim.Optimizer) -> torch.o
     return torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
 
 
+def build_probe(cfg: DictConfig) -> SharpnessProbe | None:
+    if not (cfg.diagnostics and cfg.diagnostics.get("_target_")):
+        return None
+    return instantiate("diagnostics", cfg.diagnostics, seed=derive_seed(cfg.seed, "probe"))
+
+
 @dataclass
 class CheckedConfig:
     task: Task
     device: torch.device
+    probe: SharpnessProbe | None
 
 
 def check_config(cfg: DictConfig) -> CheckedConfig:
@@ -50,8 +59,9 @@ def check_config(cfg: DictConfig) -> CheckedConfig:
     )
     optimizer = build_optimizer(cfg.optimizer, stand_in, {r.value: r for r in ParamRole})
     build_schedule(cfg, optimizer)
+    probe = build_probe(cfg)
     if cfg.logger and cfg.logger.get("_target_"):
         options = OmegaConf.to_container(cfg.logger, resolve=True)
         options = {k: v for k, v in options.items() if not k.startswith("_")}
         check_arguments("logger", locate_target("logger", cfg.logger), options)
-    return CheckedConfig(task, device)
+    return CheckedConfig(task, device, probe)

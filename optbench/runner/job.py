@@ -98,7 +98,7 @@ def execute(cfg: DictConfig, run_dir: RunDir, meta: dict[str, Any]) -> Outcome |
         console.print(summary_table(run_dir.read_summary() or {}))
         return None
     checked = check_config(cfg)
-    task, device = checked.task, checked.device
+    task, device, probe = checked.task, checked.device, checked.probe
     resume = run_dir.checkpoint.exists()
 
     run_dir.path.mkdir(parents=True, exist_ok=True)
@@ -121,7 +121,7 @@ def execute(cfg: DictConfig, run_dir: RunDir, meta: dict[str, Any]) -> Outcome |
         optimizer = build_optimizer(cfg.optimizer, model, task.param_roles(model))
         scheduler = build_schedule(cfg, optimizer)
         trainer = Trainer(cfg, task, model, optimizer, scheduler,
-                          task.train_stream(derive_seed(cfg.seed, "data")), device, run_dir)
+                          task.train_stream(derive_seed(cfg.seed, "data")), device, run_dir, probe)
         if resume:
             trainer.restore(load_checkpoint(run_dir.checkpoint))
             console.print(f"resuming {escape(str(run_dir.path))} from step {trainer.state.step}")

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from optbench.diagnostics.probe import SharpnessProbe
 from optbench.optimizers.capabilities import has_train_eval_modes, needs_create_graph
 from optbench.runner import memory
 from optbench.runner.checkpoint import save_checkpoint
@@ -56,10 +57,12 @@ class Trainer:
         stream: BatchStream,
         device: torch.device,
         run_dir: RunDir,
+        probe: SharpnessProbe | None = None,
     ) -> None:
         self.cfg, self.train_cfg = cfg, cfg.train
         self.task, self.model, self.optimizer, self.scheduler = task, model, optimizer, scheduler
-        self.stream, self.device, self.run_dir = stream, device, run_dir
+        self.stream, self.device, self.run_dir, self.probe = stream, device, run_dir, probe
+        self.peaks = memory.PeakTracker(device)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.create_graph = needs_create_graph(optimizer)
         self.modes = has_train_eval_modes(optimizer)
@@ -68,14 +71,18 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------------
     def checkpoint(self) -> None:
-        save_checkpoint(self.run_dir.checkpoint, {
+        state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "stream": self.stream.state_dict(),
             "rng": rng_states(),
             "loop": self.state.__dict__,
-        })
+            "probe": self.probe.state_dict() if self.probe else None,
+        }
+        save_checkpoint(self.run_dir.checkpoint, state)
+        if self.train_cfg.keep_checkpoints:
+            save_checkpoint(self.run_dir.kept_checkpoint(self.state.step), state)
 
     def restore(self, checkpoint: dict[str, Any]) -> None:
         self.model.load_state_dict(checkpoint["model"])
@@ -83,6 +90,8 @@ class Trainer:
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         self.stream.load_state_dict(checkpoint["stream"])
         restore_rng_states(checkpoint["rng"])
+        if self.probe:
+            self.probe.load_state_dict(checkpoint["probe"])
         self.state = LoopState(**checkpoint["loop"])
         if self.state.interval_loss is not None:
             self.state.interval_loss = self.state.interval_loss.to(self.device)
@@ -135,7 +144,7 @@ class Trainer:
             f"perf/{self.task.work_unit}_per_second": s.interval_work / seconds if seconds else 0.0,
             "mem/param_bytes": memory.param_bytes(self.model),
             "mem/optimizer_state_bytes": memory.optimizer_state_bytes(self.optimizer),
-            "mem/peak_bytes": memory.peak_bytes(self.device),
+            "mem/peak_bytes": self.peaks.training(),
         }
         if self.task.work_unit == "tokens":
             metrics["tokens"] = s.work
@@ -163,6 +172,12 @@ class Trainer:
             self.optimizer.train()
         return metrics
 
+    def sharpness(self) -> dict[str, float]:
+        """A curvature probe at the current weights, with its own peak memory."""
+        metrics, peak = self.peaks.probe(
+            lambda: self.probe(self.task, self.model, self.optimizer, self.state.step))
+        return {**metrics, "mem/probe_peak_bytes": peak}
+
     # -- the loop ----------------------------------------------------------------------------
     def run(self, sinks: list[Sink]) -> Outcome:
         cfg, s = self.train_cfg, self.state
@@ -173,7 +188,7 @@ class Trainer:
                 sink.log(step, metrics)
 
         if s.step == 0:
-            emit(0, self.evaluate())
+            emit(0, {**self.evaluate(), **(self.sharpness() if self.probe else {})})
         self.model.train()
         if self.modes:
             self.optimizer.train()
@@ -185,8 +200,10 @@ class Trainer:
             log_now = next_step % cfg.log_every == 0 or next_step == cfg.steps
             eval_now = next_step % cfg.eval_every == 0 or next_step == cfg.steps
             save_now = next_step % cfg.checkpoint_every == 0 or next_step == cfg.steps
+            probe_now = self.probe is not None and self.probe.due(next_step)
+            pause = log_now or eval_now or save_now or probe_now
             measured = self._step(measure=log_now)
-            if log_now or eval_now or save_now:  # pause the training clock
+            if pause:  # stop the training clock
                 if self.device.type == "cuda":
                     torch.cuda.synchronize(self.device)
                 clock += time.perf_counter() - clock_start
@@ -200,12 +217,14 @@ class Trainer:
                     return Outcome("diverged", reason, dict(self.latest))
             if eval_now:
                 metrics.update(self.evaluate())
+            if probe_now:
+                metrics.update(self.sharpness())
             if metrics:
                 emit(s.step, metrics)
             if save_now:
                 s.wall_seconds = wall_before + time.perf_counter() - session_start
                 self.checkpoint()
-            if log_now or eval_now or save_now:
+            if pause:
                 clock_start = time.perf_counter()
         s.wall_seconds = wall_before + time.perf_counter() - session_start
         return Outcome("completed", None, dict(self.latest))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import resource
 import sys
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 
 def _tensors(obj: Any) -> Iterable[torch.Tensor]:
@@ -44,14 +46,36 @@ def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
     return tensor_bytes(_tensors(list(optimizer.state.values())))
 
 
-def reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-
 def peak_bytes(device: torch.device) -> int:
     """CUDA peak allocated bytes since the last reset; on CPU the process's peak resident set."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB, macOS bytes
+
+
+class PeakTracker:
+    """The training peak, kept apart from the peaks of curvature probes.
+
+    On CUDA the allocator's peak counter is reset around each probe, so ``training()`` is the
+    peak of training steps alone and ``probe()`` measures the probe's own. A process's peak
+    resident set (the CPU figure) cannot be reset: there it includes probes.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._before_probes = 0  # the training peak carried over the resets
+
+    def training(self) -> int:
+        return max(self._before_probes, peak_bytes(self.device))
+
+    def probe(self, run: Callable[[], T]) -> tuple[T, int]:
+        """Run ``run`` and return its result and its peak bytes."""
+        if self.device.type != "cuda":
+            return run(), peak_bytes(self.device)
+        self._before_probes = self.training()
+        torch.cuda.reset_peak_memory_stats(self.device)
+        result = run()
+        probe_peak = torch.cuda.max_memory_allocated(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        return result, probe_peak

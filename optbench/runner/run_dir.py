@@ -57,6 +57,9 @@ class RunDir:
     summary = property(lambda self: self.path / "summary.json")
     checkpoint = property(lambda self: self.path / "checkpoint.pt")
 
+    def kept_checkpoint(self, step: int) -> Path:
+        return self.path / "checkpoints" / f"step_{step}.pt"
+
     def read_summary(self) -> dict[str, Any] | None:
         try:
             return read_json(self.summary)

@@ -82,5 +82,6 @@ class Task(abc.ABC):
         """Evaluation metrics, keyed ``eval/<name>``. Called under ``torch.no_grad`` in eval mode."""
 
     @abc.abstractmethod
-    def probe_batches(self, seed: int) -> list[Batch]:
-        """A fixed set of micro-batches for curvature probes, chosen by ``seed``."""
+    def probe_batches(self, seed: int, size: int | None = None) -> list[Batch]:
+        """A fixed set of micro-batches for curvature probes: ``size`` examples (sequences for
+        LMs) chosen by ``seed``, or the task's default set when ``size`` is None."""

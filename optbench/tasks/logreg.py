@@ -199,5 +199,10 @@ class LogisticRegression(Task):
             "eval/suboptimality": f - self.f_star,
         }
 
-    def probe_batches(self, seed: int) -> list[Batch]:
-        return [(self.x, self.y)]
+    def probe_batches(self, seed: int, size: int | None = None) -> list[Batch]:
+        """The whole data set (the full-batch Hessian), or ``size`` examples drawn by ``seed``."""
+        if size is None or size >= len(self.y):
+            return [(self.x, self.y)]
+        chosen = torch.randperm(len(self.y), generator=torch.Generator().manual_seed(seed))[:size]
+        chosen = chosen.to(self.y.device)
+        return [(self.x[chosen], self.y[chosen])]

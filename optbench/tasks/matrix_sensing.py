@@ -101,5 +101,7 @@ class MatrixSensing(Task):
             "eval/recovery_error": (error.norm() / self.target.double().norm()).item(),
         }
 
-    def probe_batches(self, seed: int) -> list[Batch]:
+    def probe_batches(self, seed: int, size: int | None = None) -> list[Batch]:
+        """The training loss's own measurements (the population loss needs none): the Hessian of
+        exactly the objective being minimised."""
         return [self.sensing]
