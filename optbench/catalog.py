@@ -8,13 +8,14 @@ import yaml
 
 from optbench.config import config_dir
 
-GROUPS = {"optimizers": "optimizer", "tasks": "task", "schedules": "schedule", "loggers": "logger"}
+GROUPS = {"optimizers": "optimizer", "tasks": "task", "schedules": "schedule", "loggers": "logger",
+          "data": "data", "diagnostics": "diagnostics"}
 
 
 @dataclass
 class Entry:
     name: str
-    description: str  # the file's first comment line
+    description: str  # the file's first comment line (after Hydra's `# @package` header)
     settings: str  # its top-level scalar keys, as key=value
 
 
@@ -28,7 +29,10 @@ def entries(group: str) -> list[Entry]:
     found = []
     for path in sorted((config_dir() / group).glob("*.yaml")):
         text = path.read_text()
-        first = text.splitlines()[0] if text else ""
-        description = first.lstrip("# ").strip() if first.startswith("#") else ""
-        found.append(Entry(path.stem, description, _settings(yaml.safe_load(text) or {})))
+        comments = [line for line in text.splitlines() if line.startswith("#")]
+        description = next((c.lstrip("# ").strip() for c in comments if not c.startswith("# @")), "")
+        node = yaml.safe_load(text) or {}
+        if group in node and "# @package _global_" in text:  # a preset that sets more than its group
+            node = node[group]
+        found.append(Entry(path.stem, description, _settings(node)))
     return found

@@ -30,12 +30,14 @@ class Precision(str, Enum):
 @dataclass
 class TrainConfig:
     steps: int = 500
+    tokens: int | None = None
     log_every: int = 10
     eval_every: int = 100
     grad_clip: float | None = None
     checkpoint_every: int = 1000
     keep_checkpoints: bool = False
     divergence_factor: float = 1e3
+    compile: bool = False
 
 
 @dataclass
@@ -45,6 +47,7 @@ class RunConfig:
     schedule: Any = MISSING
     logger: Any = field(default_factory=dict)
     diagnostics: Any = field(default_factory=dict)
+    data: Any = None  # the `data` group writes into task.data, never here
     seed: int = 0
     device: str = "auto"
     precision: Precision = Precision.fp32

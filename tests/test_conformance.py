@@ -26,6 +26,10 @@ OPTIMIZERS = sorted(p.stem for p in (config_dir() / "optimizer").glob("*.yaml"))
 SMALL_TASKS = {
     "logreg": ["task.data=synthetic", "task.n=256", "task.d=8", "task.batch_size=32"],
     "matrix_sensing": ["task.n=8", "task.k=3", "task.m=200", "task.init_scale=0.3"],
+    # a one-layer LLaMA, two micro-batches per step (gradient accumulation)
+    "llama_tiny": ["task.hidden=32", "task.intermediate=64", "task.heads=2", "task.layers=1",
+                   "task.seq_len=16", "task.sequences_per_step=8", "task.micro_batch=4",
+                   "task.eval_tokens=600", "task.data.states=16"],
 }
 STEPS = 12
 

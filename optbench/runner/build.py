@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -47,13 +48,20 @@ class CheckedConfig:
 def check_config(cfg: DictConfig) -> CheckedConfig:
     """Raise OptbenchError for anything wrong in ``cfg`` that can be found without loading data:
     task arguments, optimizer hyperparameters (built on a stand-in parameter of each role),
-    schedule, logger options, device and cadences."""
+    schedule, logger options, device and cadences. A token budget is turned into
+    ``train.steps`` here."""
     train = cfg.train
     for key in ("steps", "log_every", "eval_every", "checkpoint_every"):
         if train[key] < 1:
             raise OptbenchError(f"train.{key}={train[key]} must be a positive integer")
     device = resolve_device(cfg.device)
     task = build_task(cfg)
+    if train.tokens is not None:
+        per_step = task.work_per_step()
+        if not per_step:
+            raise OptbenchError("train.tokens needs a task with a fixed number of tokens per step; "
+                                "set train.steps instead")
+        train.steps = math.ceil(train.tokens / per_step)
     stand_in = torch.nn.ParameterDict(
         {role.value: torch.nn.Parameter(torch.zeros(2, 2)) for role in ParamRole}
     )

@@ -90,6 +90,7 @@ def _sinks(cfg: DictConfig, run_dir: RunDir, start_step: int, resume: bool, meta
 
 def execute(cfg: DictConfig, run_dir: RunDir, meta: dict[str, Any]) -> Outcome | None:
     """Run (or resume) the job of ``cfg`` in ``run_dir``; None when it was already finished."""
+    checked = check_config(cfg)  # first: it turns a token budget into train.steps
     config = OmegaConf.to_container(cfg, resolve=True)
     status = _check_run_dir(run_dir, config)
     if status in FINISHED:
@@ -97,7 +98,6 @@ def execute(cfg: DictConfig, run_dir: RunDir, meta: dict[str, Any]) -> Outcome |
                       "(delete it to run again)", soft_wrap=True)
         console.print(summary_table(run_dir.read_summary() or {}))
         return None
-    checked = check_config(cfg)
     task, device, probe = checked.task, checked.device, checked.probe
     resume = run_dir.checkpoint.exists()
 

@@ -7,6 +7,7 @@ between clock intervals. ``train/loss`` is the mean loss over the steps since th
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -14,12 +15,14 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from optbench.diagnostics.probe import SharpnessProbe
 from optbench.optimizers.capabilities import has_train_eval_modes, needs_create_graph
 from optbench.runner import memory
 from optbench.runner.checkpoint import save_checkpoint
 from optbench.runner.device import autocast
+from optbench.runner.perf import peak_flops
 from optbench.runner.run_dir import RunDir
 from optbench.runner.seeding import restore_rng_states, rng_states
 from optbench.runner.sinks import Sink
@@ -62,7 +65,11 @@ class Trainer:
         self.cfg, self.train_cfg = cfg, cfg.train
         self.task, self.model, self.optimizer, self.scheduler = task, model, optimizer, scheduler
         self.stream, self.device, self.run_dir, self.probe = stream, device, run_dir, probe
+        # training steps may run compiled; evaluation, probes and checkpoints use the module itself
+        self.forward_model = torch.compile(model) if cfg.train.compile else model
         self.peaks = memory.PeakTracker(device)
+        flops, peak = task.flops_per_work(), peak_flops(device)
+        self.mfu_scale = flops / peak if flops and peak else None  # mfu = work/s × this
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.create_graph = needs_create_graph(optimizer)
         self.modes = has_train_eval_modes(optimizer)
@@ -96,6 +103,10 @@ class Trainer:
         if self.state.interval_loss is not None:
             self.state.interval_loss = self.state.interval_loss.to(self.device)
 
+    def _attention(self) -> contextlib.AbstractContextManager:
+        """A backward that keeps its graph needs attention kernels with second derivatives."""
+        return sdpa_kernel(SDPBackend.MATH) if self.create_graph else contextlib.nullcontext()
+
     # -- one step ----------------------------------------------------------------------------
     def _step(self, measure: bool) -> dict[str, float]:
         """One optimizer step. With ``measure``, also return the gradient norm and bytes."""
@@ -104,8 +115,8 @@ class Trainer:
         total = sum(weights)
         step_loss = torch.zeros((), device=self.device)
         for mb, weight in zip(micro_batches, weights):
-            with autocast(self.device, self.cfg.precision):
-                loss = self.task.loss(self.model, mb)
+            with autocast(self.device, self.cfg.precision), self._attention():
+                loss = self.task.loss(self.forward_model, mb)
             (loss * (weight / total)).backward(create_graph=self.create_graph)
             step_loss += loss.detach().float() * (weight / total)
         measured: dict[str, float] = {}
@@ -146,6 +157,8 @@ class Trainer:
             "mem/optimizer_state_bytes": memory.optimizer_state_bytes(self.optimizer),
             "mem/peak_bytes": self.peaks.training(),
         }
+        if self.mfu_scale is not None:
+            metrics["perf/mfu"] = metrics[f"perf/{self.task.work_unit}_per_second"] * self.mfu_scale
         if self.task.work_unit == "tokens":
             metrics["tokens"] = s.work
         s.interval_loss, s.interval_steps, s.interval_work = None, 0, 0

@@ -77,6 +77,14 @@ class Task(abc.ABC):
     def work(self, batch: Batch) -> int:
         """Work units (``work_unit``) in one micro-batch, for throughput and token counts."""
 
+    def work_per_step(self) -> int | None:
+        """Work units per optimizer step when every step has the same (for token budgets)."""
+        return None
+
+    def flops_per_work(self) -> float | None:
+        """Training FLOPs (forward + backward) per work unit, for ``perf/mfu``; None if unknown."""
+        return None
+
     @abc.abstractmethod
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Evaluation metrics, keyed ``eval/<name>``. Called under ``torch.no_grad`` in eval mode."""

@@ -42,6 +42,7 @@ class ConsoleSink:
             TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}"),
             TimeRemainingColumn(),
             console=console,
+            auto_refresh=False,  # no redraw thread competing with training: redraw on each log
         )
         self._task = self._progress.add_task("train", total=total_steps, completed=start_step,
                                              loss="-", lr="-")
@@ -54,6 +55,7 @@ class ConsoleSink:
         if "opt/lr" in metrics:
             fields["lr"] = format_value(metrics["opt/lr"])
         self._progress.update(self._task, completed=step, **fields)
+        self._progress.refresh()
 
     def close(self, summary: dict[str, Any]) -> None:
         self._progress.stop()

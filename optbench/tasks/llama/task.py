@@ -166,10 +166,12 @@ class LlamaTask(Task):
     def train_stream(self, seed: int) -> StepStream:
         return StepStream(self.data.train_source(seed), self.micro_batch, self._device)
 
-    def probe_batches(self, seed: int) -> list[TokenBatch]:
+    def probe_batches(self, seed: int, size: int | None = None) -> list[TokenBatch]:
+        """``size`` held-out sequences (default ``probe_sequences``) in micro-batches: keep it
+        small, since a probe's memory is dominated by the logits (batch × seq × vocab)."""
         rows = self.eval_set.input_ids.shape[0]
         generator = torch.Generator().manual_seed(seed)
-        chosen = torch.randperm(rows, generator=generator)[: self.probe_sequences]
+        chosen = torch.randperm(rows, generator=generator)[: size or self.probe_sequences]
         chosen = chosen.to(self._device)
         batches = []
         for part in chosen.split(self.micro_batch):
@@ -202,6 +204,18 @@ class LlamaTask(Task):
 
     def work(self, batch: TokenBatch) -> int:
         return batch.n_tokens
+
+    def work_per_step(self) -> int:
+        return self.seq_len * self.sequences_per_step
+
+    def flops_per_work(self) -> float:
+        """Training FLOPs per token: 6 per matmul weight (attention and MLP projections and the
+        LM head; not the embedding, a lookup, nor norm gains), plus attention's
+        12·layers·hidden·seq_len (the PaLM paper's appendix B count, causal mask not discounted)."""
+        cfg = self.config
+        per_layer = 4 * cfg.hidden**2 + 3 * cfg.hidden * cfg.intermediate
+        matmul_weights = cfg.layers * per_layer + cfg.vocab_size * cfg.hidden
+        return 6 * matmul_weights + 12 * cfg.layers * cfg.hidden * self.seq_len
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
