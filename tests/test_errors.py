@@ -7,8 +7,9 @@ import pytest
 from conftest import optbench
 
 CASES = [
-    (["optimizer=nope"], ["optimizer=nope", "available: adam, adamw, sgd"]),
-    (["task=nope"], ["task=nope", "available: logreg, matrix_sensing"]),
+    (["optimizer=nope"], ["optimizer=nope", "available: ", "adamw", "galore", "sgd", "swan"]),
+    (["task=nope"], ["task=nope", "available: ", "llama350m", "logreg", "matrix_sensing"]),
+    (["data=nope"], ["data=nope", "available: c4, files, synthetic"]),
     (["train.steps=abc"], ["train.steps", "'abc'", "Integer"]),
     (["task.data=svmlight", "task.path=/no/such/file.svm"], ["/no/such/file.svm", "no such file"]),
     (["task.data=svmlight"], ["task.path=FILE"]),
