@@ -13,18 +13,26 @@ import pytest
 from conftest import losses, optbench, summary
 from optbench.runner.run_dir import RunDir
 
-# Minibatch Adam with a log interval that does not divide the checkpoint interval, so the
-# checkpoint must carry the data position, the optimizer state and a half-accumulated loss.
-ARGS = ["task.data=synthetic", "task.n=2000", "task.batch_size=64", "optimizer=adam",
-        "optimizer.lr=0.01", "schedule=cosine", "train.steps=4000", "train.log_every=7",
-        "train.checkpoint_every=500", "logger=none"]
+# Log intervals that do not divide the checkpoint interval, so the checkpoint must carry the data
+# position, the optimizer state and a half-accumulated loss.
+CASES = {
+    "logreg": ["task.data=synthetic", "task.n=2000", "task.batch_size=64", "optimizer=adam",
+               "optimizer.lr=0.01", "schedule=cosine", "train.steps=4000", "train.log_every=7",
+               "train.checkpoint_every=500", "logger=none"],
+    # the LM token stream, with gradient accumulation over two micro-batches
+    "llama_tiny": ["task=llama_tiny", "task.micro_batch=8", "optimizer=adamw", "schedule=cosine",
+                   "train.steps=60", "train.log_every=7", "train.checkpoint_every=10",
+                   "train.eval_every=1000", "logger=none"],
+}
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_is_bit_identical(tmp_path):
+@pytest.mark.parametrize("case", CASES)
+def test_sigkill_then_resume_is_bit_identical(tmp_path, case):
+    args, steps = CASES[case], int(next(a for a in CASES[case] if "train.steps" in a).split("=")[1])
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     process = subprocess.Popen(
-        [sys.executable, "-m", "optbench", "run", *ARGS, f"hydra.run.dir={killed}"],
+        [sys.executable, "-m", "optbench", "run", *args, f"hydra.run.dir={killed}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
@@ -37,12 +45,12 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     assert summary(killed)["status"] == "running"  # it never got to finish
     assert RunDir(killed).status() == "interrupted"
     steps_at_kill = losses(killed)[-1][0]
-    assert steps_at_kill < 4000
+    assert steps_at_kill < steps
 
-    resumed = optbench("run", *ARGS, f"hydra.run.dir={killed}")
-    optbench("run", *ARGS, f"hydra.run.dir={clean}")
+    resumed = optbench("run", *args, f"hydra.run.dir={killed}")
+    optbench("run", *args, f"hydra.run.dir={clean}")
 
     assert "resuming" in resumed.stderr
     assert summary(killed)["status"] == "completed"
     assert losses(killed) == losses(clean)  # every logged loss, not just the last
-    assert losses(killed)[-1][0] == 4000
+    assert losses(killed)[-1][0] == steps
