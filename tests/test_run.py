@@ -105,3 +105,10 @@ def test_default_run_dir_is_under_runs_named_by_task_and_optimizer(tmp_path):
     (run_dir,) = (tmp_path / "runs").glob("*/*")
     assert run_dir.name.endswith("_logreg_adam")
     assert summary(run_dir)["status"] == "completed"
+
+
+def test_a_wandb_error_warns_and_the_run_goes_on(tmp_path):
+    run_dir = tmp_path / "D"
+    result = optbench("run", "train.steps=20", "logger.mode=bogus", f"hydra.run.dir={run_dir}")
+    assert "W&B disabled for this run" in result.stderr
+    assert summary(run_dir)["status"] == "completed"
