@@ -404,8 +404,29 @@ def test_invalid_hyperparameters_raise(make: Callable, message: str) -> None:
 
 @pytest.mark.parametrize("cls", [SWAN, GaLoreAdamW, Muon])
 def test_matrix_optimizers_reject_non_matrices(cls: type) -> None:
-    with pytest.raises(ValueError, match="only accepts 2-D"):
+    with pytest.raises(ValueError, match="only accepts matrix parameters"):
         cls([torch.nn.Parameter(torch.zeros(5))])
     opt = cls([torch.nn.Parameter(torch.zeros(5, 3))])
-    with pytest.raises(ValueError, match="only accepts 2-D"):
-        opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(2, 3, 4))]})
+    with pytest.raises(ValueError, match="only accepts matrix parameters"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(2))]})
+
+
+@pytest.mark.parametrize("name", ["swan", "galore", "muon"])
+def test_conv_kernels_are_updated_as_their_flattened_matrix(name):
+    """A 4-D kernel (out × in × kh × kw), even channels-last, takes the step of its out × rest
+    matrix, as the Muon reference treats conv filters."""
+    from optbench.optimizers.galore import GaLoreAdamW
+    from optbench.optimizers.muon import Muon
+    from optbench.optimizers.swan import SWAN
+
+    factory = {"swan": SWAN, "galore": lambda p: GaLoreAdamW(p, rank=2), "muon": Muon}[name]
+    torch.manual_seed(0)
+    kernel = torch.nn.Parameter(torch.randn(6, 3, 3, 3).contiguous(memory_format=torch.channels_last))
+    flat = torch.nn.Parameter(kernel.detach().reshape(6, -1).clone())
+    optimizers = [factory([kernel]), factory([flat])]
+    for _ in range(3):
+        grad = torch.randn(6, 3, 3, 3)
+        kernel.grad, flat.grad = grad.contiguous(memory_format=torch.channels_last), grad.reshape(6, -1)
+        for optimizer in optimizers:
+            optimizer.step()
+    torch.testing.assert_close(kernel.detach().reshape(6, -1), flat.detach(), rtol=0, atol=0)

@@ -16,17 +16,27 @@ MUON_NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 
 
 class MatrixOptimizer(Optimizer):
-    """Base of the optimizers that accept 2-D parameters only (checked as groups are added)."""
+    """Base of the optimizers that act on matrices (checked as groups are added).
+
+    A parameter of more dimensions (a conv kernel, out × in × kh × kw) is treated as the matrix
+    out × (in·kh·kw), as the Muon reference does for conv filters: see :func:`as_matrix`.
+    """
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
         for p in self.param_groups[-1]["params"]:
-            if p.ndim != 2:
+            if p.ndim < 2:
                 raise ValueError(
-                    f"{type(self).__name__} only accepts 2-D (matrix) parameters, got shape "
-                    f"{tuple(p.shape)}; route embeddings, heads and 1-D parameters to a fallback "
-                    "optimizer such as AdamW"
+                    f"{type(self).__name__} only accepts matrix parameters (2-D, or conv kernels "
+                    f"taken as out × rest), got shape {tuple(p.shape)}; route embeddings, heads "
+                    "and 1-D parameters to a fallback optimizer such as AdamW"
                 )
+
+
+def as_matrix(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as a matrix: its first dimension by all others (a copy if ``t`` is not contiguous,
+    e.g. channels-last; updates are therefore applied with ``p.add_(u.reshape(p.shape))``)."""
+    return t if t.ndim == 2 else t.reshape(t.shape[0], -1)
 
 
 def orthogonalize_quintic(

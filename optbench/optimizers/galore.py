@@ -37,7 +37,7 @@ from optbench.optimizers._common import (
     check_positive_int,
     decay_weights,
 )
-from optbench.optimizers._matrix import MatrixOptimizer
+from optbench.optimizers._matrix import MatrixOptimizer, as_matrix
 
 PROJ_TYPES = ("std", "right", "left")
 
@@ -104,13 +104,14 @@ class GaLoreAdamW(MatrixOptimizer):
                 if p.grad is None:
                     continue
                 state = self.state[p]
-                right = projects_right(p.shape, group["proj_type"])
+                grad = as_matrix(p.grad)
+                right = projects_right(grad.shape, group["proj_type"])
                 if not state:
                     state["step"] = 0
                 if state["step"] % group["update_proj_gap"] == 0:
-                    state["projector"] = svd_projector(p.grad, group["rank"], right)
+                    state["projector"] = svd_projector(grad, group["rank"], right)
                 proj = state["projector"]
-                low_rank = p.grad @ proj.T if right else proj.T @ p.grad
+                low_rank = grad @ proj.T if right else proj.T @ grad
                 if "exp_avg" not in state:
                     state["exp_avg"] = torch.zeros_like(low_rank)
                     state["exp_avg_sq"] = torch.zeros_like(low_rank)
@@ -122,6 +123,6 @@ class GaLoreAdamW(MatrixOptimizer):
                 direction = exp_avg / exp_avg_sq.sqrt().add_(group["eps"])
                 full = (direction @ proj if right else proj @ direction) * group["scale"]
                 step_size = group["lr"] * math.sqrt(1 - beta2**t) / (1 - beta1**t)
-                p.add_(full, alpha=-step_size)
+                p.add_(full.reshape(p.shape), alpha=-step_size)
                 decay_weights(p, group["lr"], group["weight_decay"])
         return loss

@@ -37,11 +37,11 @@ from optbench.optimizers._common import (
     dtype_name,
     resolve_dtype,
 )
-from optbench.optimizers._matrix import MatrixOptimizer, orthogonalize_quintic
+from optbench.optimizers._matrix import MatrixOptimizer, as_matrix, orthogonalize_quintic
 
 
 class Muon(MatrixOptimizer):
-    """Muon for 2-D parameters (see the module docstring for the algorithm and defaults)."""
+    """Muon for matrix parameters (see the module docstring for the algorithm and defaults)."""
 
     def __init__(
         self,
@@ -85,9 +85,9 @@ class Muon(MatrixOptimizer):
                 buf.lerp_(p.grad, 1 - mu)
                 update = p.grad.lerp(buf, mu) if group["nesterov"] else buf
                 update = orthogonalize_quintic(
-                    update, group["ns_steps"], resolve_dtype(group["compute_dtype"])
+                    as_matrix(update), group["ns_steps"], resolve_dtype(group["compute_dtype"])
                 )
-                update *= max(1, p.size(0) / p.size(1)) ** 0.5
+                update *= max(1, update.size(0) / update.size(1)) ** 0.5
                 decay_weights(p, group["lr"], group["weight_decay"])
-                p.add_(update, alpha=-group["lr"])
+                p.add_(update.reshape(p.shape), alpha=-group["lr"])
         return loss

@@ -64,6 +64,7 @@ from optbench.optimizers._common import (
 )
 from optbench.optimizers._matrix import (
     MatrixOptimizer,
+    as_matrix,
     inverse_sqrt_eigh,
     inverse_sqrt_newton_schulz,
 )
@@ -104,7 +105,7 @@ def grad_whitening(
 
 
 class SWAN(MatrixOptimizer):
-    """SWAN for 2-D parameters (see the module docstring for the algorithm and defaults)."""
+    """SWAN for matrix parameters (see the module docstring for the algorithm and defaults)."""
 
     def __init__(
         self,
@@ -152,7 +153,8 @@ class SWAN(MatrixOptimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                g = grad_norm(p.grad.to(resolve_dtype(group["compute_dtype"])), group["eps"])
+                grad = as_matrix(p.grad).to(resolve_dtype(group["compute_dtype"]))
+                g = grad_norm(grad, group["eps"])
                 tall = g.size(0) > g.size(1)
                 x = g.T if tall else g
                 buckets.setdefault(x.shape, []).append((p, x, tall))
@@ -171,4 +173,4 @@ class SWAN(MatrixOptimizer):
             delta = delta * (torch.linalg.matrix_norm(stack, keepdim=True) / norms.clamp_min(1e-30))
         for (p, _, tall), d in zip(entries, delta.unbind(0)):
             decay_weights(p, group["lr"], group["weight_decay"])
-            p.add_(d.T if tall else d, alpha=-group["lr"])
+            p.add_((d.T if tall else d).reshape(p.shape), alpha=-group["lr"])
