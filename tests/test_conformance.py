@@ -22,10 +22,13 @@ from optbench.runner.sinks.jsonl import read_metrics
 # every optimizer config, plus zoo optimizers that need more from the loop: a backward graph
 # (AdaHessian) and train/eval modes (Schedule-Free)
 OPTIMIZERS = sorted(p.stem for p in (config_dir() / "optimizer").glob("*.yaml")) + [
-    "zoo optimizer.name=adahessian optimizer.lr=0.1", "zoo optimizer.name=schedulefreeadamw"]
+    "zoo optimizer.name=adahessian optimizer.lr=0.01", "zoo optimizer.name=schedulefreeadamw"]
 SMALL_TASKS = {
     "logreg": ["task.data=synthetic", "task.n=256", "task.d=8", "task.batch_size=32"],
     "matrix_sensing": ["task.n=8", "task.k=3", "task.m=200", "task.init_scale=0.3"],
+    # a small conv net (4-D kernels as matrices) on generated CIFAR-format images
+    "cifar10": ["task.data=synthetic", "task.model=cnn", "task.width=8", "task.synthetic_train=256",
+                "task.synthetic_test=64", "task.batch_size=64"],
     # a one-layer LLaMA, two micro-batches per step (gradient accumulation)
     "llama_tiny": ["task.hidden=32", "task.intermediate=64", "task.heads=2", "task.layers=1",
                    "task.seq_len=16", "task.sequences_per_step=8", "task.micro_batch=4",
