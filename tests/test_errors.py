@@ -57,3 +57,11 @@ def test_runs_of_a_missing_directory(tmp_path):
 def test_list_of_an_unknown_group():
     result = optbench("list", "widgets", check=False)
     assert result.returncode == 2 and "accepted: optimizers, tasks" in result.stderr
+
+
+def test_missing_cifar_archive_says_where_to_put_it(tmp_path):
+    result = optbench("run", "task=cifar10", f"task.root={tmp_path / 'nowhere'}", "logger=none",
+                      f"hydra.run.dir={tmp_path / 'D'}", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert f"{tmp_path / 'nowhere'}/cifar-10-batches-py" in line and "torchvision" in line
