@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -33,6 +34,30 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+class Interrupted(Exception):
+    """Raised by :func:`interrupt_after_checkpoint`: a run dying right after a checkpoint."""
+
+
+@contextlib.contextmanager
+def interrupt_after_checkpoint(step: int) -> Iterator[None]:
+    """Inside the block, a run (in this process) dies just after writing its step-``step``
+    checkpoint, as a crash would leave it; ``pytest.raises(Interrupted)`` goes around the run."""
+    from optbench.runner.loop import Trainer
+
+    original = Trainer.checkpoint
+
+    def checkpoint_then_die(self: Trainer) -> None:
+        original(self)
+        if self.state.step == step:
+            raise Interrupted
+
+    Trainer.checkpoint = checkpoint_then_die
+    try:
+        yield
+    finally:
+        Trainer.checkpoint = original
 
 
 def optbench(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:

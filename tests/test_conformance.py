@@ -11,11 +11,11 @@ import copy
 import pytest
 import torch
 
+from conftest import Interrupted, interrupt_after_checkpoint
 from optbench.config import compose, config_dir
 from optbench.optimizers.build import build_optimizer
 from optbench.optimizers.capabilities import needs_create_graph
 from optbench.runner.job import execute
-from optbench.runner.loop import Trainer
 from optbench.runner.run_dir import RunDir
 from optbench.runner.sinks.jsonl import read_metrics
 
@@ -49,13 +49,9 @@ def _losses(run_dir):
     return [r["train/loss"] for r in read_metrics(run_dir / "metrics.jsonl") if "train/loss" in r]
 
 
-class _Interrupt(Exception):
-    pass
-
-
 @pytest.mark.parametrize("task", SMALL_TASKS)
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
-def test_optimizer_on_task(tmp_path, monkeypatch, optimizer, task):
+def test_optimizer_on_task(tmp_path, optimizer, task):
     clean = tmp_path / "clean"
     outcome = _run(clean, optimizer, task)
     assert outcome.status == "completed"
@@ -64,17 +60,8 @@ def test_optimizer_on_task(tmp_path, monkeypatch, optimizer, task):
 
     # interrupt right after the step-8 checkpoint, then start the same run again
     interrupted = tmp_path / "interrupted"
-    original = Trainer.checkpoint
-
-    def checkpoint_then_die(self):
-        original(self)
-        if self.state.step == 8:
-            raise _Interrupt
-
-    monkeypatch.setattr(Trainer, "checkpoint", checkpoint_then_die)
-    with pytest.raises(_Interrupt):
+    with interrupt_after_checkpoint(8), pytest.raises(Interrupted):
         _run(interrupted, optimizer, task)
-    monkeypatch.setattr(Trainer, "checkpoint", original)
     assert RunDir(interrupted).status() == "failed"
     _run(interrupted, optimizer, task)
     assert _losses(interrupted) == _losses(clean)

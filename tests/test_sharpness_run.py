@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import optbench, summary
+from conftest import Interrupted, interrupt_after_checkpoint, optbench, summary
 from optbench.config import compose
 from optbench.runner.checkpoint import load_checkpoint
 from optbench.runner.job import execute
-from optbench.runner.loop import Trainer
 from optbench.runner.run_dir import RunDir
 from optbench.runner.sinks.jsonl import read_metrics
 from optbench.tasks.logreg import LogisticRegression
@@ -53,27 +52,14 @@ def test_adam_logs_preconditioned_sharpness_against_its_threshold(tmp_path):
     assert last["sharpness/preconditioned"] > last["sharpness/lambda_max"]
 
 
-class _Interrupt(Exception):
-    pass
-
-
-def test_resume_with_a_warm_started_power_iteration_is_bit_identical(tmp_path, monkeypatch):
+def test_resume_with_a_warm_started_power_iteration_is_bit_identical(tmp_path):
     cfg = compose(["task=matrix_sensing", "task.k=3", "task.init_scale=0.3", "diagnostics=sharpness",
                    "diagnostics.method=power", "diagnostics.every=3", "train.steps=12",
                    "train.log_every=1", "train.checkpoint_every=6", "logger=none"])
     meta = {"task": "matrix_sensing", "optimizer": "sgd", "overrides": [], "name": "t", "sweep": "t"}
     execute(cfg, RunDir(tmp_path / "clean"), meta)
-    original = Trainer.checkpoint
-
-    def checkpoint_then_die(self):
-        original(self)
-        if self.state.step == 6:
-            raise _Interrupt
-
-    monkeypatch.setattr(Trainer, "checkpoint", checkpoint_then_die)
-    with pytest.raises(_Interrupt):
+    with interrupt_after_checkpoint(6), pytest.raises(Interrupted):
         execute(cfg, RunDir(tmp_path / "resumed"), meta)
-    monkeypatch.setattr(Trainer, "checkpoint", original)
     execute(cfg, RunDir(tmp_path / "resumed"), meta)
 
     def sharpness(name):
