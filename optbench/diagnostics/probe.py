@@ -20,7 +20,7 @@ from optbench.diagnostics.eigen import lanczos, power_iteration
 from optbench.diagnostics.hvp import LossHessian
 from optbench.diagnostics.precondition import adam_preconditioner, preconditioned
 from optbench.diagnostics.thresholds import stability_threshold
-from optbench.diagnostics.trace import hutchinson_trace
+from optbench.diagnostics.trace import hutchinson_trace, hutchpp_trace
 from optbench.diagnostics.vectors import random_vector
 from optbench.errors import OptbenchError
 from optbench.tasks.base import Task
@@ -37,7 +37,8 @@ class SharpnessProbe:
     model_mode: Literal["eval", "train"] = "eval"
     hvp: Literal["jvp", "double_backward", "auto"] = "auto"
     trace: bool = False
-    trace_probes: int = 100
+    trace_probes: int = 300  # Hessian-vector products spent on the trace
+    trace_method: Literal["hutchpp", "hutchinson"] = "hutchpp"
     preconditioned: bool = True
     seed: int = 0  # set by the runner from the run seed
     _vector: torch.Tensor | None = field(default=None, repr=False)
@@ -85,8 +86,9 @@ class SharpnessProbe:
                 preconditioned(hessian.matvec, diag), hessian, step).eigenvalues[0].item()
         if self.trace:
             generator = torch.Generator(device=hessian.device).manual_seed(self.seed + step + 1)
-            estimate = hutchinson_trace(hessian.matvec, hessian.dim, num_probes=self.trace_probes,
-                                        dtype=hessian.dtype, device=hessian.device, generator=generator)
+            estimate = _TRACE[self.trace_method](
+                hessian.matvec, hessian.dim, self.trace_probes,
+                dtype=hessian.dtype, device=hessian.device, generator=generator)
             metrics["curvature/trace"] = float(estimate.value)
             metrics["curvature/trace_stderr"] = float(estimate.stderr)
         metrics["sharpness/hvps"] = hessian.num_hvps
@@ -106,6 +108,12 @@ class SharpnessProbe:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._vector = state["vector"]
+
+
+_TRACE = {
+    "hutchinson": lambda matvec, dim, n, **kw: hutchinson_trace(matvec, dim, num_probes=n, **kw),
+    "hutchpp": lambda matvec, dim, n, **kw: hutchpp_trace(matvec, dim, num_matvecs=n, **kw),
+}
 
 
 def _is_adam(optimizer: torch.optim.Optimizer) -> bool:
