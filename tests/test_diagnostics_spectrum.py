@@ -214,5 +214,5 @@ def test_hutchpp_trace_within_5_percent_with_the_default_budget(
     problem = make()
     h = problem.hessian
     estimate = hutchpp_trace(h.matvec, h.dim, dtype=DTYPE, generator=_generator(seed))
-    assert estimate.num_matvecs == 300
+    assert estimate.num_matvecs <= 300  # fewer when the Hessian is smaller than the sketch
     assert estimate.value == pytest.approx(float(problem.explicit().trace()), rel=0.05)
