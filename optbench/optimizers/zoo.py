@@ -6,6 +6,7 @@ is an optional extra (``pip install 'optbench[zoo]'``).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,10 +25,10 @@ def zoo(params: Iterable[Any], name: str, lr: float = 1e-3, **hyperparameters: A
     try:
         factory = load_optimizer(name)
     except NotImplementedError:
-        close = [n for n in get_supported_optimizers() if name.lower()[:3] in n]
+        close = difflib.get_close_matches(name.lower(), get_supported_optimizers(), n=5)
         raise OptbenchError(
             f"optimizer.name={name} is not a pytorch-optimizer optimizer"
-            + (f"; similar: {', '.join(close[:8])}" if close else "")
+            + (f"; similar: {', '.join(close)}" if close else "")
             + " (all: python -c 'import pytorch_optimizer as p; print(p.get_supported_optimizers())')"
         ) from None
     try:
