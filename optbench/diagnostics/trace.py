@@ -32,6 +32,11 @@ class TraceEstimate:
     num_matvecs: int
 
 
+def _mean_and_stderr(samples: list[float]) -> tuple[float, float]:
+    values = torch.tensor(samples, dtype=torch.float64)
+    return float(values.mean()), float(values.std() / math.sqrt(len(samples)))
+
+
 def hutchinson_trace(
     matvec: Callable[[Tensor], Tensor],
     dim: int,
@@ -52,12 +57,8 @@ def hutchinson_trace(
             dim, dtype=dtype, device=device, generator=generator, distribution="rademacher"
         )
         samples.append(float(z @ matvec(z)))
-    values = torch.tensor(samples, dtype=torch.float64)
-    return TraceEstimate(
-        value=float(values.mean()),
-        stderr=float(values.std() / math.sqrt(num_probes)),
-        num_matvecs=num_probes,
-    )
+    mean, stderr = _mean_and_stderr(samples)
+    return TraceEstimate(value=mean, stderr=stderr, num_matvecs=num_probes)
 
 
 def hutchpp_trace(
@@ -85,9 +86,6 @@ def hutchpp_trace(
     for g in probes():
         residual = g - basis @ (basis.T @ g)
         samples.append(float(residual @ matvec(residual)))
-    values = torch.tensor(samples, dtype=torch.float64)
-    return TraceEstimate(
-        value=exact + float(values.mean()),
-        stderr=float(values.std() / math.sqrt(k)),
-        num_matvecs=2 * k + basis.shape[1],  # the basis is narrower when dim < k
-    )
+    mean, stderr = _mean_and_stderr(samples)
+    # the basis is narrower than k when dim < k
+    return TraceEstimate(value=exact + mean, stderr=stderr, num_matvecs=2 * k + basis.shape[1])

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+
+
+def closure_loss(closure: Callable[[], float] | None) -> float | None:
+    """The ``step(closure)`` contract of torch.optim: re-evaluate the loss with gradients on."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
 
 
 def check_lr(lr: float) -> None:

@@ -34,6 +34,7 @@ from optbench.optimizers._common import (
     check_lr,
     check_non_negative,
     check_positive_int,
+    closure_loss,
     decay_weights,
 )
 
@@ -93,10 +94,7 @@ class AdEMAMix(Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             beta1, beta2, beta3_final = group["betas"]
             for p in group["params"]:

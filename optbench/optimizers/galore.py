@@ -35,6 +35,7 @@ from optbench.optimizers._common import (
     check_lr,
     check_non_negative,
     check_positive_int,
+    closure_loss,
     decay_weights,
 )
 from optbench.optimizers._matrix import MatrixOptimizer, as_matrix
@@ -94,10 +95,7 @@ class GaLoreAdamW(MatrixOptimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             for p in group["params"]:

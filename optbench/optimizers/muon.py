@@ -33,6 +33,7 @@ from optbench.optimizers._common import (
     check_lr,
     check_non_negative,
     check_positive_int,
+    closure_loss,
     decay_weights,
     dtype_name,
     resolve_dtype,
@@ -69,10 +70,7 @@ class Muon(MatrixOptimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             mu = group["momentum"]
             for p in group["params"]:

@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from optbench.optimizers._common import closure_loss
+
 
 class _MergedState(Mapping):
     """The parts' states as one read-only mapping (not a ChainMap: a lookup falling through a
@@ -47,10 +49,7 @@ class RoleRouter(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for part in self.parts.values():
             part.step()
         return loss

@@ -20,7 +20,13 @@ from typing import Any
 import torch
 from torch.optim import Optimizer
 
-from optbench.optimizers._common import check_beta, check_lr, check_non_negative, decay_weights
+from optbench.optimizers._common import (
+    check_beta,
+    check_lr,
+    check_non_negative,
+    closure_loss,
+    decay_weights,
+)
 
 
 class Signum(Optimizer):
@@ -40,10 +46,7 @@ class Signum(Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             beta = group["momentum"]
             for p in group["params"]:
