@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -55,25 +56,45 @@ def _split_hydra_flags(args: list[str]) -> tuple[list[str], list[str]]:
 def run(
     overrides: Annotated[Optional[list[str]], typer.Argument(help=OVERRIDES_HELP, show_default=False)] = None,
     multirun: Annotated[bool, typer.Option("--multirun", "-m", help="Run a sweep: comma-separated values, range(...), or a sweeper.")] = False,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Sweeps: start in the background and return at once; follow with [bold]optbench sweep status[/].")] = False,
 ) -> None:
     """Run one job, or a sweep with [bold]-m[/]. Overrides go to Hydra verbatim.
 
+    Sweep jobs run in the run store (one dir per config), so re-running a sweep skips finished
+    runs and resumes unfinished ones.
+
     [dim]optbench run task=logreg optimizer=adam optimizer.lr=0.01[/]
-    [dim]optbench run -m optimizer=sgd,adam optimizer.lr=0.1,0.01 seed=0,1,2[/]
+    [dim]optbench run -m optimizer=sgd,adam optimizer.lr=0.1,0.01 seed=0,1,2 hydra/launcher=parallel[/]
     """
     from optbench import launch
 
     args = list(overrides or [])
     plain, flags = _split_hydra_flags(args)
+    if detach and not multirun:
+        raise OptbenchError("--detach is for sweeps: add -m (optbench run -m --detach ...)")
     if flags:  # Hydra's own flags (--cfg, --info, ...): Hydra handles everything
-        launch.launch([*(["--multirun"] if multirun else []), *args])
+        inspect = any(f.split("=")[0] in ("--cfg", "-c", "--info", "-i", "--resolve") for f in flags)
+        launch.launch([*(["--multirun"] if multirun and not inspect else []), *args])
         return
-    hydra_args, output_dir = launch.prepare(plain, multirun)
-    launch.launch([*(["--multirun"] if multirun else []), *hydra_args])
-    if multirun:
-        records = _runs_table(Path(output_dir), title=f"sweep {output_dir}")
-        if any(r.status == "failed" for r in records):
-            raise typer.Exit(1)
+    hydra_args, cfg = launch.prepare(plain, multirun)
+    if not multirun:
+        launch.launch(hydra_args)
+        return
+    from optbench.sweeps import driver
+
+    sweep_dir = Path(str(cfg.hydra.sweep.dir))
+    manifest = driver.plan(hydra_args, cfg)
+    if detach:
+        pid = driver.detach(sweep_dir, manifest)
+        out.print(f"sweep of {manifest.size or '?'} job(s) started in the background (pid {pid}): "
+                  f"{escape(str(sweep_dir))}\n  follow it: optbench sweep status {escape(str(sweep_dir))}"
+                  f"\n  its log:   {escape(str(sweep_dir / driver.LOG))}", soft_wrap=True, highlight=False)
+        return
+    driver.drive(sweep_dir, manifest)
+    records = _runs_table(sweep_dir, title=f"sweep {sweep_dir}")
+    _print_best_trial(sweep_dir)
+    if any(r.status in ("failed", "interrupted") for r in records):
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -167,7 +188,7 @@ def list_plugins(
 
 
 _STATUS_STYLE = {"completed": "green", "diverged": "yellow", "failed": "red",
-                 "running": "cyan", "interrupted": "magenta"}
+                 "running": "cyan", "interrupted": "magenta", "queued": "dim"}
 
 
 def _duration(seconds: float) -> str:
@@ -177,27 +198,42 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{seconds:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
-def _runs_table(root: Path, title: str) -> list[Any]:
+def _records_table(records: list[Any], root: Path, title: str, reasons: bool = False) -> Table:
+    """Runs as rows; a sweep's jobs by number and overrides, other runs by dir, task, optimizer."""
     from optbench.runner.sinks.console import format_value
+    from optbench.sweeps.collect import distinguishing
+
+    sweep = any(r.job is not None for r in records)
+    if sweep:  # name each job by what sets it apart
+        varied = distinguishing([dict(o.split("=", 1) for o in r.overrides if "=" in o) for r in records])
+    table = Table(title=title or None, title_justify="left")
+    left = ["job", "overrides"] if sweep else ["run dir", "task", "optimizer", "seed"]
+    right = ["status", "steps", "train/loss", "wall time", *(["reason"] if reasons else [])]
+    for column in left + right:
+        table.add_column(column, overflow="fold" if column in ("run dir", "overrides", "reason") else "ellipsis",
+                         justify="right" if column in ("job", "seed", "steps", "train/loss", "wall time") else "left")
+    for r in records:
+        if sweep:
+            cells = [str(r.job), escape(" ".join(o for o in r.overrides if o.split("=", 1)[0] in varied))]
+        else:
+            where = escape(str(r.path.relative_to(root))) if r.path != root else "."
+            cells = [where, r.task or "-", r.optimizer or "-", "-" if r.seed is None else str(r.seed)]
+        style = _STATUS_STYLE.get(r.status, "")
+        cells += [f"[{style}]{r.status}[/]" if style else r.status,
+                  "-" if r.steps is None else str(r.steps),
+                  "-" if r.train_loss is None else format_value(r.train_loss),
+                  "-" if r.wall_seconds is None else _duration(r.wall_seconds)]
+        if reasons:
+            cells.append(escape(r.reason or ""))
+        table.add_row(*cells)
+    return table
+
+
+def _runs_table(root: Path, title: str) -> list[Any]:
     from optbench.sweeps.collect import find_runs
 
     records = find_runs(root)
-    table = Table(title=f"{title}: {len(records)} run(s)", title_justify="left")
-    table.add_column("run dir", overflow="fold")
-    for column in ("task", "optimizer", "seed", "status", "steps", "train/loss", "wall time"):
-        table.add_column(column, no_wrap=True,
-                         justify="right" if column in ("seed", "steps", "train/loss", "wall time") else "left")
-    for r in records:
-        style = _STATUS_STYLE.get(r.status, "")
-        table.add_row(
-            escape(str(r.path.relative_to(root))) if r.path != root else ".", r.task or "-",
-            r.optimizer or "-",
-            "-" if r.seed is None else str(r.seed), f"[{style}]{r.status}[/]" if style else r.status,
-            "-" if r.steps is None else str(r.steps),
-            "-" if r.train_loss is None else format_value(r.train_loss),
-            "-" if r.wall_seconds is None else _duration(r.wall_seconds),
-        )
-    out.print(table)
+    out.print(_records_table(records, root, f"{title}: {len(records)} run(s)"))
     for r in records:
         if r.status == "failed":
             err.print(f"[red]failed[/] {r.path}: {escape(str(r.reason))}", highlight=False,
@@ -205,15 +241,113 @@ def _runs_table(root: Path, title: str) -> list[Any]:
     return records
 
 
+def _groups_table(root: Path) -> None:
+    from optbench.runner.sinks.console import format_value
+    from optbench.sweeps.aggregate import group_by_config, metrics_present
+    from optbench.sweeps.collect import find_runs
+
+    records = find_runs(root)
+    groups = group_by_config(records)
+    metrics = metrics_present(records)
+    table = Table(title=f"{root}: {len(groups)} config(s), mean ± 95% CI over seeds", title_justify="left")
+    labels = list(groups[0].label) if groups else []
+    for column in [*labels, "completed", *metrics]:
+        table.add_column(column, justify="left" if column in labels else "right")
+    for group in groups:
+        cells = [escape(format_value(group.label[k])) for k in labels]
+        cells.append(f"{len(group.completed)}/{len(group.records)}")
+        for metric in metrics:
+            e = group.estimate(metric)
+            cells.append("-" if e is None else f"{e.mean:.4g}" + ("" if e.half_width is None else f" ± {e.half_width:.2g}"))
+        table.add_row(*cells)
+    out.print(table)
+
+
+def _print_best_trial(sweep_dir: Path) -> None:
+    """What Hydra's Optuna sweeper found, when this sweep used it."""
+    import yaml
+
+    results = sweep_dir / "optimization_results.yaml"
+    if results.exists():
+        best = yaml.safe_load(results.read_text())
+        if "best_params" in best:
+            params = " ".join(f"{k}={v}" for k, v in best["best_params"].items())
+            out.print(f"best trial: {escape(params)} -> {best['best_value']:.6g}", highlight=False)
+
+
+def _directory(directory: Path, what: str) -> Path:
+    if not directory.is_dir():
+        raise OptbenchError(f"{directory} is not a directory; give the folder that holds {what}")
+    return directory
+
+
 @app.command()
 @user_errors
 def runs(
-    directory: Annotated[Path, typer.Argument(help="Where to look for run dirs.")] = Path("runs"),
+    directory: Annotated[Path, typer.Argument(help="A sweep dir, or any folder holding run dirs.")] = Path("runs"),
+    group: Annotated[bool, typer.Option("--group", "-g", help="One row per config: final metrics as mean ± 95% CI over seeds.")] = False,
 ) -> None:
     """Table of the runs under DIRECTORY: task, optimizer, seed, status, steps, final loss, wall time."""
-    if not directory.is_dir():
-        raise OptbenchError(f"{directory} is not a directory; give the folder that holds run dirs")
-    _runs_table(directory, title=str(directory))
+    _directory(directory, "run dirs")
+    if group:
+        _groups_table(directory)
+    else:
+        _runs_table(directory, title=str(directory))
+
+
+sweep_app = typer.Typer(help="Follow and collect sweeps: [bold]optbench sweep status DIR[/], [bold]optbench sweep collect DIR[/].",
+                        no_args_is_help=True)
+app.add_typer(sweep_app, name="sweep")
+
+
+def _sweep(directory: Path) -> Any:
+    from optbench.sweeps.status import sweep_status
+
+    status = sweep_status(_directory(directory, "a sweep"))
+    if status is None:
+        raise OptbenchError(f"{directory} is not a sweep dir (no manifest.json); "
+                            "give the dir `optbench run -m` printed, or use `optbench runs`")
+    return status
+
+
+@sweep_app.command()
+@user_errors
+def status(
+    directory: Annotated[Path, typer.Argument(help="The sweep dir.")],
+    wait: Annotated[bool, typer.Option(help="Wait until no job is queued or running.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between checks with --wait.")] = 5.0,
+) -> None:
+    """Each job of a sweep: queued, running, completed, diverged, failed or interrupted, and why."""
+    import time
+
+    current = _sweep(directory)
+    while wait and current.active:
+        time.sleep(interval)
+        current = _sweep(directory)
+    m = current.manifest
+    counts = ", ".join(f"{n} {state}" for state, n in current.counts().items())
+    out.print(f"sweep {escape(str(directory))} ({m.launcher} launcher, {m.sweeper} sweeper, driver "
+              f"{current.driver}): {len(current.records)}{'' if m.size is None else f' of {m.size}'} "
+              f"job(s): {counts}", soft_wrap=True, highlight=False)
+    out.print(_records_table(current.records, directory, title="", reasons=True))
+
+
+@sweep_app.command()
+@user_errors
+def collect(
+    directory: Annotated[Path, typer.Argument(help="The sweep dir.")],
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Where to write results.csv and results.parquet (default: the sweep dir).")] = None,
+) -> None:
+    """One row per job (config choices, status, final metrics) from the run dirs, as CSV and Parquet."""
+    from optbench.sweeps.collect import results_frame
+
+    frame = results_frame(_sweep(directory).records)
+    target = out_dir or directory
+    target.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(target / "results.csv", index=False)
+    frame.to_parquet(target / "results.parquet", index=False)
+    out.print(f"{len(frame)} row(s), {len(frame.columns)} column(s): {escape(str(target / 'results.csv'))}, "
+              f"{escape(str(target / 'results.parquet'))}", highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

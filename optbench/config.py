@@ -27,6 +27,13 @@ class Precision(str, Enum):
     bf16 = "bf16"  # bf16 autocast on CUDA; parameters and optimizer states stay fp32
 
 
+class Parallel(str, Enum):
+    """How the processes of a torchrun launch share one run's model (one process: no effect)."""
+
+    ddp = "ddp"  # a replica per process, gradients all-reduced
+    fsdp = "fsdp"  # parameters, gradients and optimizer states sharded (FSDP2)
+
+
 @dataclass
 class TrainConfig:
     steps: int = 500
@@ -38,6 +45,13 @@ class TrainConfig:
     keep_checkpoints: bool = False
     divergence_factor: float = 1e3
     compile: bool = False
+    parallel: Parallel = Parallel.ddp
+
+
+@dataclass
+class ObjectiveConfig:
+    metric: str = "train/loss"
+    penalty: float = 1e10
 
 
 @dataclass
@@ -52,6 +66,8 @@ class RunConfig:
     device: str = "auto"
     precision: Precision = Precision.fp32
     train: TrainConfig = field(default_factory=TrainConfig)
+    store: str = "runs/store"
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
 
 def register_schema() -> None:

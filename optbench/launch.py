@@ -83,29 +83,34 @@ def _variants(overrides: list[str], multirun: bool) -> list[list[str]]:
     return variants
 
 
-def prepare(overrides: list[str], multirun: bool) -> tuple[list[str], str]:
+def prepare(overrides: list[str], multirun: bool) -> tuple[list[str], Any]:
     """Check every run the overrides describe; return them with the output dir made explicit
-    (resolved once, here, so every job and every process agree on it) and that dir."""
+    (resolved once, here, so every job and every process agree on it), and the composed
+    config of the first run (with its ``hydra`` node)."""
     from hydra.core.hydra_config import HydraConfig
 
+    from optbench.runner import distributed
     from optbench.runner.build import check_config
 
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    output_dir = None
+    first = None
     for variant in _variants(overrides, multirun):
         cfg = compose_checked(variant)
         check_config(cfg)
-        if output_dir is None:
+        if first is None:
             HydraConfig.instance().set_config(cfg)  # as Hydra does, for ${hydra:...} in the dirs
-            output_dir = str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)
+            first = cfg
+    # under torchrun every rank composes its own ${now:...}: all take rank 0's
+    output_dir = distributed.agree(str(first.hydra.sweep.dir if multirun else first.hydra.run.dir))
     given = any(o.split("=", 1)[0] == key for o in overrides)
-    return (overrides if given else [*overrides, f"{key}={output_dir}"]), output_dir
+    return (overrides if given else [*overrides, f"{key}={output_dir}"]), first
 
 
 def launch(hydra_args: list[str]) -> None:
     """Run ``@hydra.main`` over ``hydra_args`` (overrides and Hydra flags, as on its command line)."""
     import hydra
 
+    from optbench.runner import distributed
     from optbench.runner.job import hydra_task
 
     register_schema()
@@ -115,3 +120,4 @@ def launch(hydra_args: list[str]) -> None:
         main()
     finally:
         sys.argv = argv
+        distributed.shutdown()

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import torch
+from slurm_cluster import ClusterUnavailable, slurm_cluster
 
 from optbench.runner.sinks.jsonl import read_metrics
 
@@ -78,3 +79,14 @@ def summary(run_dir: Path) -> dict[str, Any]:
 def losses(run_dir: Path) -> list[tuple[int, float]]:
     return [(r["step"], r["train/loss"]) for r in read_metrics(run_dir / "metrics.jsonl")
             if "train/loss" in r]
+
+
+@pytest.fixture(scope="session")
+def slurm_env() -> Iterator[dict[str, str]]:
+    """The environment (SLURM_CONF) of a throwaway single-node SLURM cluster; skips, with the
+    reason, where SLURM cannot run."""
+    try:
+        with slurm_cluster() as env:
+            yield env
+    except ClusterUnavailable as exc:
+        pytest.skip(str(exc))

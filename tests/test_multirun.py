@@ -3,33 +3,33 @@
 from __future__ import annotations
 
 from conftest import optbench, summary
+from optbench.sweeps.collect import find_runs
 
 
 def test_sweep_of_four_runs_and_the_runs_table(tmp_path):
-    sweep = tmp_path / "S"
     optbench("run", "-m", "task=logreg", "optimizer=sgd,adam", "optimizer.lr=0.1,0.01",
-             "train.steps=20", f"hydra.sweep.dir={sweep}")
+             "train.steps=20", "hydra.sweep.dir=S", cwd=tmp_path)
 
-    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    jobs = [r.path for r in find_runs(tmp_path / "S")]
+    assert [j.parent for j in jobs] == [tmp_path / "runs" / "store"] * 4  # the jobs run in the store
     assert [summary(j)["status"] for j in jobs] == ["completed"] * 4
-    assert sorted((summary(j)["optimizer"]) for j in jobs) == ["adam", "adam", "sgd", "sgd"]
+    assert [summary(j)["optimizer"] for j in jobs] == ["sgd", "sgd", "adam", "adam"]
     # W&B runs of a sweep are grouped by the sweep, one offline run per job
     assert all(len(list((j / "wandb").glob("offline-run-*"))) == 1 for j in jobs)
 
-    table = optbench("runs", str(sweep)).stdout
+    table = optbench("runs", "S", cwd=tmp_path).stdout
     assert "4 run(s)" in table
-    for job in jobs:
-        row = next(line for line in table.splitlines() if line.startswith(f"│ {job.name} "))
-        assert "logreg" in row and "completed" in row and " 20 " in row
+    for num, job in enumerate(jobs):
+        row = next(line for line in table.splitlines() if line.startswith(f"│ {num:>3} "))
+        assert "optimizer=" in row and "completed" in row and " 20 " in row
         assert f"{summary(job)['final']['train/loss']:.6g}" in row
 
 
 def test_a_diverging_job_does_not_stop_the_others(tmp_path):
-    sweep = tmp_path / "S"
     result = optbench("run", "-m", "optimizer.lr=1e6,0.1", "task.data=synthetic",
-                      "train.steps=50", "logger=none", f"hydra.sweep.dir={sweep}")
-    assert summary(sweep / "0")["status"] == "diverged"
-    assert summary(sweep / "1")["status"] == "completed"
+                      "train.steps=50", "logger=none", "hydra.sweep.dir=S", cwd=tmp_path)
+    diverged, completed = find_runs(tmp_path / "S")
+    assert (diverged.status, completed.status) == ("diverged", "completed")
     assert "diverged" in result.stdout and "completed" in result.stdout
 
 

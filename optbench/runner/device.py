@@ -9,17 +9,21 @@ import torch
 
 from optbench.config import Precision
 from optbench.errors import OptbenchError
+from optbench.runner import distributed
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 
 
 def resolve_device(spec: str) -> torch.device:
-    """``auto`` picks CUDA when present, else the CPU; an unavailable device is a user error."""
+    """``auto`` picks CUDA when present, else the CPU; an unavailable device is a user error.
+    Under torchrun, CUDA means this process's own GPU: ``cuda:LOCAL_RANK``."""
     if not _DEVICE.match(spec):
         raise OptbenchError(f"device={spec!r} is not a device; accepted: auto, cpu, cuda, cuda:N, mps")
     if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(spec)
+    if device.type == "cuda" and distributed.world_size() > 1:
+        device = torch.device("cuda", distributed.local_rank())
     if device.type == "cuda" and not torch.cuda.is_available():
         raise OptbenchError(f"device={spec} but no CUDA device is visible; use device=cpu or auto")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():

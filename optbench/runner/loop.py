@@ -19,7 +19,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from optbench.diagnostics.probe import SharpnessProbe
 from optbench.optimizers.capabilities import has_train_eval_modes, needs_create_graph
-from optbench.runner import memory
+from optbench.runner import distributed, memory
 from optbench.runner.checkpoint import save_checkpoint
 from optbench.runner.device import autocast
 from optbench.runner.perf import peak_flops
@@ -61,12 +61,16 @@ class Trainer:
         device: torch.device,
         run_dir: RunDir,
         probe: SharpnessProbe | None = None,
+        parallel: torch.nn.Module | None = None,
     ) -> None:
+        """``parallel``: the module training steps run through under torchrun (a DDP wrapper of
+        ``model``, or ``model`` itself sharded by FSDP); see :func:`distributed.parallelize`."""
         self.cfg, self.train_cfg = cfg, cfg.train
         self.task, self.model, self.optimizer, self.scheduler = task, model, optimizer, scheduler
         self.stream, self.device, self.run_dir, self.probe = stream, device, run_dir, probe
+        self.parallel = model if parallel is None else parallel
         # training steps may run compiled; evaluation, probes and checkpoints use the module itself
-        self.forward_model = torch.compile(model) if cfg.train.compile else model
+        self.forward_model = torch.compile(self.parallel) if cfg.train.compile else self.parallel
         self.peaks = memory.PeakTracker(device)
         flops, peak = task.flops_per_work(), peak_flops(device)
         self.mfu_scale = flops / peak if flops and peak else None  # mfu = work/s × this
@@ -78,22 +82,24 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------------
     def checkpoint(self) -> None:
+        """Every rank calls it (gathering FSDP shards is collective); rank 0 writes it."""
         state = {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "model": distributed.full_state(self.model.state_dict()),
+            "optimizer": distributed.full_state(self.optimizer.state_dict()),
             "scheduler": self.scheduler.state_dict(),
             "stream": self.stream.state_dict(),
             "rng": rng_states(),
             "loop": self.state.__dict__,
             "probe": self.probe.state_dict() if self.probe else None,
         }
+        if not distributed.is_main():
+            return
         save_checkpoint(self.run_dir.checkpoint, state)
         if self.train_cfg.keep_checkpoints:
             save_checkpoint(self.run_dir.kept_checkpoint(self.state.step), state)
 
     def restore(self, checkpoint: dict[str, Any]) -> None:
-        self.model.load_state_dict(checkpoint["model"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        distributed.load_full_state(self.model, self.optimizer, checkpoint["model"], checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         self.stream.load_state_dict(checkpoint["stream"])
         restore_rng_states(checkpoint["rng"])
@@ -109,16 +115,25 @@ class Trainer:
 
     # -- one step ----------------------------------------------------------------------------
     def _step(self, measure: bool) -> dict[str, float]:
-        """One optimizer step. With ``measure``, also return the gradient norm and bytes."""
+        """One optimizer step. With ``measure``, also return the gradient norm and bytes.
+
+        Under torchrun each rank trains on its share of every micro-batch, its loss weighted by
+        its share of the step's weight times the world size: DDP's average of the ranks'
+        gradients is then the gradient of the whole step batch's loss, as in one process.
+        """
         micro_batches = next(self.stream)
-        weights = [self.task.loss_weight(mb) for mb in micro_batches]
-        total = sum(weights)
+        world, rank = distributed.world_size(), distributed.rank()
+        shards = [self.task.shard(mb, rank, world) for mb in micro_batches] if world > 1 else micro_batches
+        total = sum(self.task.loss_weight(mb) for mb in micro_batches)
         step_loss = torch.zeros((), device=self.device)
-        for mb, weight in zip(micro_batches, weights):
-            with autocast(self.device, self.cfg.precision), self._attention():
-                loss = self.task.loss(self.forward_model, mb)
-            (loss * (weight / total)).backward(create_graph=self.create_graph)
-            step_loss += loss.detach().float() * (weight / total)
+        for i, mb in enumerate(shards):
+            weight = self.task.loss_weight(mb) / total
+            with distributed.gradient_sync(self.parallel, sync=i == len(shards) - 1):
+                with autocast(self.device, self.cfg.precision), self._attention():
+                    loss = self.task.loss(self.forward_model, mb)
+                (loss * (world * weight)).backward(create_graph=self.create_graph)
+            step_loss += loss.detach().float() * weight
+        distributed.all_reduce_sum(step_loss)  # the whole step batch's loss
         measured: dict[str, float] = {}
         clip = self.train_cfg.grad_clip
         if clip is not None:
@@ -224,7 +239,7 @@ class Trainer:
             if log_now:
                 metrics = self._train_metrics(measured, clock)
                 clock = 0.0
-                reason = self._divergence(metrics["train/loss"])
+                reason = distributed.agree(self._divergence(metrics["train/loss"]))
                 if reason:
                     emit(s.step, metrics)
                     return Outcome("diverged", reason, dict(self.latest))

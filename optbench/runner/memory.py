@@ -23,11 +23,19 @@ def _tensors(obj: Any) -> Iterable[torch.Tensor]:
             yield from _tensors(value)
 
 
+def _local(t: torch.Tensor) -> torch.Tensor:
+    """The shard this process holds of a sharded (FSDP) tensor, else ``t``."""
+    dtensor = sys.modules.get("torch.distributed.tensor")  # never imported: nothing is sharded
+    return t.to_local() if dtensor is not None and isinstance(t, dtensor.DTensor) else t
+
+
 def tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
-    """Bytes of the storages behind ``tensors``, each storage counted once (views share theirs)."""
+    """Bytes of the storages behind ``tensors``, each storage counted once (views share theirs);
+    of a sharded tensor (FSDP), the shard this process holds."""
     seen: set[tuple[str, int]] = set()
     total = 0
     for t in tensors:
+        t = _local(t)
         storage = t.untyped_storage()
         key = (str(t.device), storage.data_ptr()) if t.device.type != "meta" else ("meta", id(t))
         if key in seen:

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-FINISHED = ("completed", "diverged")
+FINISHED = ("completed", "diverged")  # a run in one of these states is done: never recomputed
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-_FILE_MODE = (stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IWGRP | stat.S_IROTH | stat.S_IWOTH) & ~_UMASK  # a run in one of these states is done: never recomputed
+_FILE_MODE = (stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IWGRP | stat.S_IROTH | stat.S_IWOTH) & ~_UMASK
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -77,12 +77,13 @@ class RunDir:
             return "interrupted" if self.checkpoint.exists() else None
         status = summary.get("status")
         if status == "running" and summary.get("host") == socket.gethostname():
-            if not _pid_alive(summary.get("pid")):
+            if not pid_alive(summary.get("pid")):
                 return "interrupted"
         return status
 
 
-def _pid_alive(pid: Any) -> bool:
+def pid_alive(pid: Any) -> bool:
+    """Whether process ``pid`` on this host is alive (not gone, not a zombie)."""
     if not isinstance(pid, int):
         return False
     try:

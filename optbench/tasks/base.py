@@ -19,9 +19,21 @@ from typing import Any, ClassVar, Protocol
 import torch
 from torch import nn
 
+from optbench.errors import OptbenchError
 from optbench.optimizers.roles import ParamRole
 
 Batch = Any  # a micro-batch: whatever ``Task.loss`` accepts (tensors already on the device)
+
+
+def share(rows: int, rank: int, world_size: int) -> slice:
+    """The rows of process ``rank``'s equal share of a micro-batch of ``rows`` rows."""
+    if rows % world_size:
+        raise OptbenchError(
+            f"a micro-batch of {rows} rows does not split evenly between {world_size} processes; "
+            f"make the batch size (the micro-batch for LM tasks) a multiple of {world_size}"
+        )
+    size = rows // world_size
+    return slice(rank * size, (rank + 1) * size)
 
 
 class BatchStream(Protocol):
@@ -72,6 +84,17 @@ class Task(abc.ABC):
     def loss_weight(self, batch: Batch) -> int:
         """How many units ``loss`` averages over (examples; non-pad tokens for LMs)."""
         return self.work(batch)
+
+    def shard(self, batch: Batch, rank: int, world_size: int) -> Batch:
+        """Process ``rank``'s share of the examples of ``batch`` when ``world_size`` processes
+        train on each step batch (torchrun); ``loss_weight`` must add up over the shares.
+        Default: the same rows of each tensor of a tuple (or NamedTuple) batch."""
+        if not isinstance(batch, tuple):
+            raise OptbenchError(f"{type(self).__name__} cannot split its batches between processes; "
+                                "run it in a single process")
+        rows = share(len(batch[0]), rank, world_size)
+        parts = [t[rows] for t in batch]
+        return type(batch)(*parts) if hasattr(batch, "_fields") else tuple(parts)
 
     @abc.abstractmethod
     def work(self, batch: Batch) -> int:

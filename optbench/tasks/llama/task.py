@@ -27,7 +27,7 @@ from torch.nn import functional as F
 
 from optbench.errors import OptbenchError
 from optbench.optimizers.roles import ParamRole
-from optbench.tasks.base import Task
+from optbench.tasks.base import Task, share
 from optbench.tasks.llama.data import (
     IGNORE_INDEX,
     LMData,
@@ -173,12 +173,7 @@ class LlamaTask(Task):
         generator = torch.Generator().manual_seed(seed)
         chosen = torch.randperm(rows, generator=generator)[: size or self.probe_sequences]
         chosen = chosen.to(self._device)
-        batches = []
-        for part in chosen.split(self.micro_batch):
-            ids, labels = self.eval_set.input_ids[part], self.eval_set.labels[part]
-            n_targets = int((labels[:, 1:] != IGNORE_INDEX).sum())
-            batches.append(TokenBatch(ids, labels, n_targets))
-        return batches
+        return [_rows(self.eval_set, part) for part in chosen.split(self.micro_batch)]
 
     # --- model and loss ---
 
@@ -201,6 +196,9 @@ class LlamaTask(Task):
 
     def loss_weight(self, batch: TokenBatch) -> int:
         return batch.n_targets
+
+    def shard(self, batch: TokenBatch, rank: int, world_size: int) -> TokenBatch:
+        return _rows(batch, share(len(batch.input_ids), rank, world_size))
 
     def work(self, batch: TokenBatch) -> int:
         return batch.n_tokens
@@ -229,6 +227,12 @@ class LlamaTask(Task):
         if self.data.optimal_loss is not None:
             metrics["eval/optimal_loss"] = self.data.optimal_loss
         return metrics
+
+
+def _rows(batch: TokenBatch, rows: torch.Tensor | slice) -> TokenBatch:
+    """The batch of some rows of ``batch``."""
+    labels = batch.labels[rows]
+    return TokenBatch(batch.input_ids[rows], labels, int((labels[:, 1:] != IGNORE_INDEX).sum()))
 
 
 def _check_shapes(

@@ -1,0 +1,168 @@
+"""One run trained by two processes under torchrun, on CPU (gloo): the losses of one process with
+the same global batch, and a run dir written by rank 0 alone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import losses, optbench, summary
+from optbench.config import compose
+from optbench.errors import OptbenchError
+from optbench.runner.build import check_config
+from optbench.runner.run_dir import RunDir
+from optbench.runner.sinks.jsonl import read_metrics
+from optbench.tasks.base import share
+from optbench.tasks.llama.data import IGNORE_INDEX, TokenBatch
+from optbench.tasks.llama.task import LlamaTask
+
+RUN = ["run", "task=llama_tiny", "optimizer=adamw", "data=synthetic", "device=cpu",
+       "train.steps=20", "train.log_every=1", "logger=none"]
+
+
+def _torchrun(*args: str) -> list[str]:
+    """`optbench ARGS` in two processes; --standalone picks a free port."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+            "-m", "optbench", *args]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "COLUMNS": "200"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread_per_process() -> Iterator[None]:
+    """One thread per process, in the single-process runs too: on a shared, busy machine two
+    threads can be several times slower."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OMP_NUM_THREADS", "1")
+        yield
+
+
+def torchrun(*args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(_torchrun(*args), capture_output=True, text=True, env=_env(), timeout=600,
+                            check=False)
+    if result.returncode != 0:
+        raise AssertionError(f"torchrun optbench {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+    return result
+
+
+def max_relative_difference(run_dir: Path, reference: Path) -> float:
+    ours, theirs = losses(run_dir), losses(reference)
+    assert [step for step, _ in ours] == [step for step, _ in theirs] == list(range(1, 21))
+    return max(abs(a - b) / abs(b) for (_, a), (_, b) in zip(ours, theirs))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The single-process run: 16 sequences per step, as the two processes share them."""
+    run_dir = tmp_path_factory.mktemp("single") / "D"
+    optbench(*RUN, f"hydra.run.dir={run_dir}")
+    return run_dir
+
+
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_two_processes_match_one(tmp_path, reference, parallel):
+    run_dir = tmp_path / "D"
+    result = torchrun(*RUN, f"train.parallel={parallel}", f"hydra.run.dir={run_dir}")
+    assert max_relative_difference(run_dir, reference) < 1e-5  # measured: 2.3e-7 (both)
+    # rank 0 alone wrote the run dir (each step logged once) and printed
+    assert summary(run_dir)["status"] == "completed"
+    assert summary(run_dir)["work"] == summary(reference)["work"]  # tokens of both processes
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted(p.name for p in reference.iterdir())
+    assert result.stderr.count("run completed") == 1
+    # FSDP holds half of every parameter in each process
+    param_bytes = [read_metrics(d / "metrics.jsonl")[-1]["mem/param_bytes"] for d in (run_dir, reference)]
+    assert param_bytes[0] == (param_bytes[1] // 2 if parallel == "fsdp" else param_bytes[1])
+
+
+def test_tuple_batches_are_shared_too(tmp_path):
+    """The default ``Task.shard`` (rows of each tensor), and a loss that reads ``model.weight``
+    (logreg's L2 term) through the DDP wrapper."""
+    args = ["run", "task.data=synthetic", "task.n=2000", "task.batch_size=64", "optimizer=adam",
+            "optimizer.lr=0.01", "device=cpu", "train.steps=20", "train.log_every=1", "logger=none"]
+    optbench(*args, f"hydra.run.dir={tmp_path / 'one'}")
+    torchrun(*args, f"hydra.run.dir={tmp_path / 'two'}")
+    assert max_relative_difference(tmp_path / "two", tmp_path / "one") < 1e-5  # measured: 1e-7
+
+
+def _as_rank_0_of_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}.items():
+        monkeypatch.setenv(key, value)
+
+
+def test_fsdp_refuses_whole_matrix_optimizers(tmp_path, monkeypatch):
+    """Refused while composing, before the processes meet: here in one process that torchrun's
+    variables make rank 0 of 2 (under torchrun, every rank prints this line and exits 2)."""
+    _as_rank_0_of_2(monkeypatch)
+    result = optbench("run", "task=llama_tiny", "optimizer=galore", "train.parallel=fsdp",
+                      f"hydra.run.dir={tmp_path / 'D'}", check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [(
+        "error: train.parallel=fsdp gives each process a shard of every matrix, but GaLoreAdamW "
+        "updates whole matrices; use train.parallel=ddp, or an elementwise optimizer such as adamw"
+    )]
+    assert not (tmp_path / "D").exists()
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    (["optimizer=muon", "train.parallel=fsdp"], "use train.parallel=ddp"),
+    (["optimizer=adafactor", "train.parallel=fsdp"], "use train.parallel=ddp"),
+    (["diagnostics=sharpness", "train.parallel=fsdp"], "probes"),
+    (["optimizer=zoo", "optimizer.name=adahessian"], "single process"),
+])
+def test_what_processes_cannot_run_is_refused_under_torchrun_only(monkeypatch, args, match):
+    check_config(compose(args))  # one process: train.parallel has no effect
+    _as_rank_0_of_2(monkeypatch)
+    with pytest.raises(OptbenchError, match=match):
+        check_config(compose(args))
+
+
+def test_shares_split_the_rows_and_the_targets():
+    assert [share(6, rank, 3) for rank in range(3)] == [slice(0, 2), slice(2, 4), slice(4, 6)]
+    with pytest.raises(OptbenchError, match="multiple of 4"):
+        share(6, 0, 4)
+    task = LlamaTask(hidden=16, intermediate=32, heads=2, layers=1, vocab_size=100, seq_len=8,
+                     sequences_per_step=4)
+    ids = torch.arange(32).reshape(4, 8) % 20
+    labels = ids.masked_fill(torch.arange(8) >= torch.tensor([[8], [3], [1], [5]]), IGNORE_INDEX)
+    batch = TokenBatch(ids, labels, 7 + 2 + 0 + 4)
+    shards = [task.shard(batch, rank, 2) for rank in range(2)]
+    assert [s.n_targets for s in shards] == [9, 4]
+    assert torch.equal(torch.cat([s.input_ids for s in shards]), ids)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_killed_then_resumed_is_bit_identical(tmp_path, parallel):
+    """Checkpoints hold whole (gathered) tensors, in the single-process format."""
+    args = ["run", "task=llama_tiny", "optimizer=adamw", "device=cpu", "train.steps=60", "train.log_every=7",
+            "train.checkpoint_every=10", "train.eval_every=1000", "logger=none", f"train.parallel={parallel}"]
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    process = subprocess.Popen(_torchrun(*args, f"hydra.run.dir={killed}"), env=_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (killed / "checkpoint.pt").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)  # torchrun passes it on: the workers die at once
+    process.wait(timeout=60)
+    assert RunDir(killed).status() == "interrupted"
+    assert losses(killed)[-1][0] < 60
+
+    resumed = torchrun(*args, f"hydra.run.dir={killed}")
+    torchrun(*args, f"hydra.run.dir={clean}")
+
+    assert "resuming" in resumed.stderr
+    assert summary(killed)["status"] == "completed"
+    assert losses(killed) == losses(clean)
+    single = torch.load(killed / "checkpoint.pt", weights_only=False)["model"]
+    assert all(type(t) is torch.Tensor for t in single.values())  # not sharded (DTensor)
