@@ -26,6 +26,7 @@ OPTIMIZERS = sorted(p.stem for p in (config_dir() / "optimizer").glob("*.yaml"))
 SMALL_TASKS = {
     "logreg": ["task.data=synthetic", "task.n=256", "task.d=8", "task.batch_size=32"],
     "matrix_sensing": ["task.n=8", "task.k=3", "task.m=200", "task.init_scale=0.3"],
+    "heavy_tail": ["task.classes=16", "task.top=16", "task.batch_size=16"],  # 53 examples, Zipf
     # a small conv net (4-D kernels as matrices) on generated CIFAR-format images
     "cifar10": ["task.data=synthetic", "task.model=cnn", "task.width=8", "task.synthetic_train=256",
                 "task.synthetic_test=64", "task.batch_size=64"],

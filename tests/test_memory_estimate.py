@@ -15,6 +15,7 @@ from optbench.runner.memory_estimate import estimate
 TASKS = {
     "matrix_sensing": ["task.n=12", "task.k=4", "task.r=2"],
     "logreg": ["task.data=synthetic", "task.d=10"],
+    "heavy_tail": ["task.classes=12", "task.top=12"],
 }
 OPTIMIZERS = ["sgd", "adam", "adamw", "adafactor", "amsgrad", "swan", "galore", "muon", "lion",
               "ademamix", "signsgd", "signum"]
