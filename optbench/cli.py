@@ -350,5 +350,48 @@ def collect(
               f"{escape(str(target / 'results.parquet'))}", highlight=False, soft_wrap=True)
 
 
+class Scale(str, Enum):
+    smoke = "smoke"
+    paper = "paper"
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@user_errors
+def figure(
+    name: Annotated[Optional[str], typer.Argument(help="The figure (see --list).", show_default=False)] = None,
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="Extra overrides for its sweep, e.g. hydra/launcher=parallel.", show_default=False)] = None,
+    scale: Annotated[Scale, typer.Option(help="smoke: minutes on a laptop CPU; paper: the paper's setting (GPUs).")] = Scale.smoke,
+    from_dir: Annotated[Optional[Path], typer.Option("--from", help="Draw from this sweep dir instead of running the figure's sweep.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Where to write NAME.png, .pdf, .csv and verdict.json [default: figures/NAME].", show_default=False)] = None,
+    list_figures: Annotated[bool, typer.Option("--list", help="List the figures with their paper and claim.")] = False,
+) -> None:
+    """Regenerate a paper figure: run (or reuse) its sweep, draw it, and say whether the claim held.
+
+    [dim]optbench figure eos[/]
+    [dim]optbench figure swan-vs-adam --scale paper hydra/launcher=slurm hydra.launcher.partition=gpu[/]
+    """
+    from optbench.figures import preset
+
+    if list_figures or name is None:
+        table = Table(title="figures", title_justify="left")
+        for column in ("name", "paper", "claim"):
+            table.add_column(column, style="bold cyan" if column == "name" else None)
+        for figure_name in preset.names():
+            found = preset.load(figure_name)
+            table.add_row(figure_name, escape(found.paper), escape(found.claim))
+        out.print(table)
+        return
+    if from_dir is not None and not from_dir.is_dir():
+        raise OptbenchError(f"--from {from_dir} is not a directory; give a sweep dir (one with manifest.json)")
+    from optbench.figures.make import make
+
+    made = make(name, scale.value, out_dir, from_dir, list(overrides or []))
+    out.print("\n".join(escape(line) for line in made.verdict.lines), highlight=False)
+    state = "[bold green]held[/]" if made.verdict.held else "[bold red]did not hold[/]"
+    out.print(f"verdict at --scale {scale.value}: {state} (the checks above; the paper's claim: "
+              f"{escape(preset.load(name).claim)})", highlight=False)
+    out.print("wrote " + ", ".join(escape(str(f)) for f in made.files), highlight=False, soft_wrap=True)
+
+
 if __name__ == "__main__":
     app()
