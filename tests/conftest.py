@@ -90,3 +90,15 @@ def slurm_env() -> Iterator[dict[str, str]]:
             yield env
     except ClusterUnavailable as exc:
         pytest.skip(str(exc))
+
+
+def made_figure(name: str, cwd: Path, *args: str) -> tuple[Path, str, dict[str, Any]]:
+    """Run `optbench figure NAME` at smoke scale; check it wrote PNG, PDF and CSV and that its
+    verdict held; return its output dir, what it printed and its verdict.json."""
+    out = cwd / "out"
+    shown = optbench("figure", name, "--out", str(out), *args, cwd=cwd).stdout
+    for suffix in ("png", "pdf", "csv"):
+        assert (out / f"{name}.{suffix}").stat().st_size > 1000
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert "verdict at --scale smoke: held" in shown and verdict["held"], verdict["lines"]
+    return out, shown, verdict

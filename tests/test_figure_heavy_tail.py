@@ -3,23 +3,15 @@ figure files, and a verdict that held with its numbers."""
 
 from __future__ import annotations
 
-import json
 
 import pandas as pd
 import pytest
-from conftest import optbench
+from conftest import made_figure
 
 
 @pytest.mark.slow  # 12 runs of 100 full-batch steps: about a minute on 2 busy CPU cores
 def test_heavy_tail_figure_at_smoke_scale(tmp_path):
-    out = tmp_path / "out"
-    shown = optbench("figure", "heavy-tail", "--out", str(out), cwd=tmp_path).stdout
-    for suffix in ("png", "pdf", "csv"):
-        assert (out / f"heavy-tail.{suffix}").stat().st_size > 1000
-    assert "verdict at --scale smoke: held" in shown
-
-    verdict = json.loads((out / "verdict.json").read_text())
-    assert verdict["held"], verdict["lines"]
+    out, _, verdict = made_figure("heavy-tail", tmp_path)
     numbers = verdict["numbers"]
     assert numbers["groups"] == 7 and numbers["rarest_group"] == "classes 64–127"
     gd, adam, sign = numbers["sgd"], numbers["adam"], numbers["signsgd"]

@@ -4,12 +4,11 @@ linear again at k > r (its rate against α is reported)."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import pandas as pd
 import pytest
-from conftest import optbench
+from conftest import made_figure
 
 from optbench.figures.matrix_sensing import late_part, line
 
@@ -30,14 +29,7 @@ def test_line_fits_exactly_on_a_line():
 
 @pytest.mark.slow  # 16 runs of 2,000 GD steps: 30-100 s on 2 CPU cores, depending on their load
 def test_matrix_sensing_figure_at_smoke_scale(tmp_path):
-    out = tmp_path / "out"
-    shown = optbench("figure", "matrix-sensing", "--out", str(out), cwd=tmp_path).stdout
-    for suffix in ("png", "pdf", "csv"):
-        assert (out / f"matrix-sensing.{suffix}").stat().st_size > 1000
-    assert "verdict at --scale smoke: held" in shown
-
-    verdict = json.loads((out / "verdict.json").read_text())
-    assert verdict["held"], verdict["lines"]
+    out, _, verdict = made_figure("matrix-sensing", tmp_path)
     numbers = verdict["numbers"]
     assert len(numbers["runs"]) == 16  # {symmetric, asymmetric} × k ∈ {2, 4} × 4 α
     exact, over = numbers["exact_rank"], numbers["over_parameterized"]
