@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import losses, optbench, summary
+from conftest import Interrupted, interrupt_after_checkpoint, losses, optbench, summary
 from optbench.runner.run_dir import RunDir
 
 # Log intervals that do not divide the checkpoint interval, so the checkpoint must carry the data
@@ -54,3 +54,20 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, case):
     assert summary(killed)["status"] == "completed"
     assert losses(killed) == losses(clean)  # every logged loss, not just the last
     assert losses(killed)[-1][0] == steps
+
+
+def test_a_run_killed_after_its_last_checkpoint_resumes_with_its_final_metrics(tmp_path):
+    """Killed between the final checkpoint and summary.json: the rerun has no step left to take,
+    yet reports the same final metrics as an undisturbed run (they are loop state)."""
+    from optbench.config import compose
+    from optbench.runner.job import execute
+
+    cfg = ["task=logreg", "task.batch_size=32", "logger=none", "train.steps=20", "train.checkpoint_every=10"]
+    meta = {"task": "logreg", "optimizer": "sgd", "overrides": [], "name": "t", "sweep": None}
+    clean = execute(compose(cfg), RunDir(tmp_path / "clean"), meta)
+    with interrupt_after_checkpoint(20), pytest.raises(Interrupted):
+        execute(compose(cfg), RunDir(tmp_path / "killed"), meta)
+    resumed = execute(compose(cfg), RunDir(tmp_path / "killed"), meta)
+    timing = ("perf/", "mem/peak_bytes")
+    assert {k: v for k, v in resumed.final.items() if not k.startswith(timing)} == \
+        {k: v for k, v in clean.final.items() if not k.startswith(timing)}

@@ -40,6 +40,8 @@ class LoopState:
     interval_loss: torch.Tensor | None = None  # sum of step losses since the last log
     interval_steps: int = 0
     interval_work: int = 0
+    # the latest value of every metric: a run's final metrics, also when it resumes at its end
+    latest: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -78,7 +80,6 @@ class Trainer:
         self.create_graph = needs_create_graph(optimizer)
         self.modes = has_train_eval_modes(optimizer)
         self.state = LoopState()
-        self.latest: dict[str, float] = {}
 
     # -- checkpoints -------------------------------------------------------------------------
     def checkpoint(self) -> None:
@@ -211,7 +212,7 @@ class Trainer:
         cfg, s = self.train_cfg, self.state
 
         def emit(step: int, metrics: dict[str, float]) -> None:
-            self.latest.update(metrics)
+            self.state.latest.update(metrics)
             for sink in sinks:
                 sink.log(step, metrics)
 
@@ -242,7 +243,7 @@ class Trainer:
                 reason = distributed.agree(self._divergence(metrics["train/loss"]))
                 if reason:
                     emit(s.step, metrics)
-                    return Outcome("diverged", reason, dict(self.latest))
+                    return Outcome("diverged", reason, dict(self.state.latest))
             if eval_now:
                 metrics.update(self.evaluate())
             if probe_now:
@@ -255,4 +256,4 @@ class Trainer:
             if pause:
                 clock_start = time.perf_counter()
         s.wall_seconds = wall_before + time.perf_counter() - session_start
-        return Outcome("completed", None, dict(self.latest))
+        return Outcome("completed", None, dict(self.state.latest))
