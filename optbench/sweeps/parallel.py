@@ -95,7 +95,7 @@ def _exit_with_parent() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _child(conn: Connection, slot: Slot, payload: bytes) -> None:
+def _child(conn: Connection, slot: Slot, shared: bytes, config: bytes) -> None:
     import torch
 
     os.environ.update(slot.env)  # CUDA reads CUDA_VISIBLE_DEVICES when it starts, not at import
@@ -104,8 +104,9 @@ def _child(conn: Connection, slot: Slot, payload: bytes) -> None:
     from hydra.core.singleton import Singleton
     from hydra.core.utils import JobStatus, run_job, setup_globals
 
-    task_function, config, hydra_context, singletons = pickle.loads(payload)
+    task_function, hydra_context, singletons = pickle.loads(shared)
     Singleton.set_state(singletons)
+    config = pickle.loads(config)
     setup_globals()
     ret = run_job(hydra_context=hydra_context, task_function=task_function, config=config,
                   job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
@@ -137,6 +138,8 @@ def run_parallel(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_
     # milliseconds, yet in a process of its own, with nothing inherited from the driver.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(_PRELOAD))
+    # what every job shares, pickled once: the task function, Hydra's context and singletons
+    shared = cloudpickle.dumps((launcher.task_function, launcher.hydra_context, Singleton.get_state()))
     pending = deque(enumerate(job_overrides, start=initial_job_idx))
     free, running, results = list(slots), {}, {}
     while pending or running:
@@ -145,11 +148,9 @@ def run_parallel(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_
             config = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(overrides))
             with open_dict(config):
                 config.hydra.job.id, config.hydra.job.num = f"job_{idx}", idx
-            payload = cloudpickle.dumps((launcher.task_function, config, launcher.hydra_context,
-                                    Singleton.get_state()))
             receive, send = context.Pipe(duplex=False)
             slot = free.pop(0)
-            process = context.Process(target=_child, args=(send, slot, payload))
+            process = context.Process(target=_child, args=(send, slot, shared, cloudpickle.dumps(config)))
             process.start()
             send.close()
             log.info(f"\t#{idx} : {' '.join(overrides)} ({slot.describe()})")
