@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 
-SWEEP = ["task=logreg", "task.batch_size=8", "optimizer=sgd,adam,signum", "seed=0,1", "train.steps=6000",
+SWEEP = ["task=logreg", "task.batch_size=8", "optimizer=sgd,adam,signum", "seed=0,1", "train.steps=20000",
          "logger=none"]
 
 
