@@ -196,6 +196,10 @@ def _meta(cfg: DictConfig) -> tuple[RunDir, dict[str, Any], bool]:
     return run_dir, meta, multirun
 
 
+def _print_error(err: OptbenchError) -> None:
+    console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+
+
 def hydra_task(cfg: DictConfig) -> float:
     """The function ``@hydra.main`` runs for each job; it returns the sweep objective
     (``objective.metric``, or ``objective.penalty`` when the run did not complete).
@@ -208,7 +212,7 @@ def hydra_task(cfg: DictConfig) -> float:
     try:
         execute(cfg, run_dir, meta)
     except OptbenchError as err:
-        console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+        _print_error(err)
         if not multirun:
             sys.exit(2)
         if run_dir.read_summary() is None:  # refused before it started: say so in its own dir
@@ -220,5 +224,5 @@ def hydra_task(cfg: DictConfig) -> float:
     try:
         return objective_value(cfg.objective, run_dir.read_summary() or {})
     except OptbenchError as err:
-        console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+        _print_error(err)
         return float(cfg.objective.penalty)
