@@ -44,9 +44,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from optbench.errors import OptbenchError
-from optbench.optimizers.roles import ParamRole
-from optbench.tasks.base import Batch, Task
-from optbench.tasks.streams import FullBatchStream, ShuffledStream
+from optbench.tasks.base import Batch
+from optbench.tasks.linear import LinearTask
 
 Frequencies = Literal["zipf", "dyadic"]
 Inputs = Literal["uniform", "gaussian"]
@@ -84,7 +83,7 @@ class Group:
         return f"class {self.first}" if self.first == self.last else f"classes {self.first}–{self.last}"
 
 
-class HeavyTail(Task):
+class HeavyTail(LinearTask):
     """A linear softmax classifier on Zipf-imbalanced synthetic classes (Kunstner et al., 2024)."""
 
     def __init__(
@@ -159,25 +158,12 @@ class HeavyTail(Task):
         self.group_examples = torch.bincount(self.example_group).double()
 
     # -- the model ------------------------------------------------------------------------------
-    def build_model(self) -> nn.Module:
-        model = nn.Linear(self.d, self.classes, bias=False)
-        nn.init.zeros_(model.weight)
-        return model
-
-    def param_roles(self, model: nn.Module) -> dict[str, ParamRole]:
-        return {"weight": ParamRole.HEAD}
-
-    def train_stream(self, seed: int) -> FullBatchStream | ShuffledStream:
-        if self.batch_size is None:
-            return FullBatchStream((self.x, self.y))
-        return ShuffledStream(self.n, self.batch_size, seed, lambda i: (self.x[i], self.y[i]))
+    def linear_shape(self) -> tuple[int, int]:
+        return self.d, self.classes
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         x, y = batch
         return F.cross_entropy(model(x).float(), y)
-
-    def work(self, batch: Batch) -> int:
-        return len(batch[1])
 
     def work_per_step(self) -> int:
         return self.batch_size or self.n
@@ -197,11 +183,3 @@ class HeavyTail(Task):
             "eval/acc": (logits.argmax(1) == self.y).double().mean().item(),
             **{f"eval/loss_group_{g}": value for g, value in enumerate(per_group)},
         }
-
-    def probe_batches(self, seed: int, size: int | None = None) -> list[Batch]:
-        """The whole data set (the full-batch Hessian), or ``size`` examples drawn by ``seed``."""
-        if size is None or size >= self.n:
-            return [(self.x, self.y)]
-        chosen = torch.randperm(self.n, generator=torch.Generator().manual_seed(seed))[:size]
-        chosen = chosen.to(self.y.device)
-        return [(self.x[chosen], self.y[chosen])]

@@ -23,9 +23,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from optbench.errors import OptbenchError
-from optbench.optimizers.roles import ParamRole
-from optbench.tasks.base import Batch, Task
-from optbench.tasks.streams import FullBatchStream, ShuffledStream
+from optbench.tasks.base import Batch
+from optbench.tasks.linear import LinearTask
 
 Source = Literal["synthetic", "breast_cancer", "svmlight"]
 
@@ -102,7 +101,7 @@ def optimum(x: np.ndarray, y: np.ndarray, l2: float) -> float:
     return f_star
 
 
-class LogisticRegression(Task):
+class LogisticRegression(LinearTask):
     """Binary L2-regularised logistic regression (synthetic, breast_cancer or LIBSVM data)."""
 
     def __init__(
@@ -167,26 +166,13 @@ class LogisticRegression(Task):
             d = self.d if self.source == "synthetic" else 30  # breast_cancer's 30 features
         return d + int(self.intercept)
 
-    def build_model(self) -> nn.Module:
-        model = nn.Linear(self._features(), 1, bias=False)
-        nn.init.zeros_(model.weight)
-        return model
-
-    def param_roles(self, model: nn.Module) -> dict[str, ParamRole]:
-        return {"weight": ParamRole.HEAD}
-
-    def train_stream(self, seed: int) -> FullBatchStream | ShuffledStream:
-        if self.batch_size is None:
-            return FullBatchStream((self.x, self.y))
-        return ShuffledStream(len(self.y), self.batch_size, seed, lambda i: (self.x[i], self.y[i]))
+    def linear_shape(self) -> tuple[int, int]:
+        return self._features(), 1
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         x, y = batch
         margins = y * model(x).squeeze(-1)
         return F.softplus(-margins).mean() + 0.5 * self.l2 * model.weight.square().sum()
-
-    def work(self, batch: Batch) -> int:
-        return len(batch[1])
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         w = model.weight.detach().double().flatten()
@@ -198,11 +184,3 @@ class LogisticRegression(Task):
             "eval/acc": (margins > 0).double().mean().item(),
             "eval/suboptimality": f - self.f_star,
         }
-
-    def probe_batches(self, seed: int, size: int | None = None) -> list[Batch]:
-        """The whole data set (the full-batch Hessian), or ``size`` examples drawn by ``seed``."""
-        if size is None or size >= len(self.y):
-            return [(self.x, self.y)]
-        chosen = torch.randperm(len(self.y), generator=torch.Generator().manual_seed(seed))[:size]
-        chosen = chosen.to(self.y.device)
-        return [(self.x[chosen], self.y[chosen])]
