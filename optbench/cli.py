@@ -67,11 +67,15 @@ def run(
     [dim]optbench run -m optimizer=sgd,adam optimizer.lr=0.1,0.01 seed=0,1,2 hydra/launcher=parallel[/]
     """
     from optbench import launch
+    from optbench.runner import distributed
 
     args = list(overrides or [])
     plain, flags = _split_hydra_flags(args)
     if detach and not multirun:
         raise OptbenchError("--detach is for sweeps: add -m (optbench run -m --detach ...)")
+    if detach and distributed.world_size() > 1:
+        raise OptbenchError("--detach starts one background driver, not one per torchrun process: "
+                            "under torchrun, run the sweep attached (without --detach)")
     if flags:  # Hydra's own flags (--cfg, --info, ...): Hydra handles everything
         inspect = any(f.split("=")[0] in ("--cfg", "-c", "--info", "-i", "--resolve") for f in flags)
         launch.launch([*(["--multirun"] if multirun and not inspect else []), *args])
@@ -79,6 +83,9 @@ def run(
     hydra_args, cfg = launch.prepare(plain, multirun)
     if not multirun:
         launch.launch(hydra_args)
+        return
+    if not distributed.is_main():  # under torchrun, rank 0 alone records and reports the sweep
+        launch.launch(["--multirun", *hydra_args])
         return
     from optbench.sweeps import driver
 

@@ -94,6 +94,29 @@ def test_tuple_batches_are_shared_too(tmp_path):
     assert max_relative_difference(tmp_path / "two", tmp_path / "one") < 1e-5  # measured: 1e-7
 
 
+def test_a_sweep_under_torchrun_is_recorded_and_reported_once(tmp_path):
+    """Each job of a sweep is trained by both processes; rank 0 alone writes the sweep's manifest
+    and job pointers and prints its table, and every job lands in the store, completed."""
+    sweep, store = tmp_path / "S", tmp_path / "store"
+    result = torchrun("run", "-m", "task.data=synthetic", "task.n=2000", "task.batch_size=64",
+                      "optimizer=adam", "seed=0,1", "device=cpu", "train.steps=5", "logger=none",
+                      f"hydra.sweep.dir={sweep}", f"store={store}")
+    assert result.stdout.count("2 run(s)") == 1  # the table's title
+    assert sorted(p.name for p in (sweep / "jobs").iterdir()) == ["0.json", "1.json"]
+    assert [summary(d)["status"] for d in sorted(store.iterdir())] == ["completed", "completed"]
+
+
+def test_detach_is_refused_under_torchrun(tmp_path, monkeypatch):
+    _as_rank_0_of_2(monkeypatch)
+    result = optbench("run", "-m", "--detach", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'S'}",
+                      check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: --detach starts one background driver, not one per "
+                                     "torchrun process: under torchrun, run the sweep attached "
+                                     "(without --detach)")
+    assert not (tmp_path / "S").exists()
+
+
 def _as_rank_0_of_2(monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}.items():
         monkeypatch.setenv(key, value)

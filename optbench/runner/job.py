@@ -191,7 +191,7 @@ def _meta(cfg: DictConfig) -> tuple[RunDir, dict[str, Any], bool]:
         "run_id": run_id(OmegaConf.to_container(cfg, resolve=True)),
     }
     run_dir = RunDir(hc.runtime.output_dir)
-    if multirun:
+    if multirun and distributed.is_main():  # under torchrun the ranks share one job
         register_job(Path(hc.sweep.dir), int(hc.job.num), meta["overrides"], run_dir.path, meta["run_id"])
     return run_dir, meta, multirun
 
@@ -215,7 +215,8 @@ def hydra_task(cfg: DictConfig) -> float:
         _print_error(err)
         if not multirun:
             sys.exit(2)
-        if run_dir.read_summary() is None:  # refused before it started: say so in its own dir
+        if distributed.is_main() and run_dir.read_summary() is None:
+            # refused before it started: say so in its own dir
             write_json(run_dir.summary, {"run_id": meta["run_id"], "status": "failed", "reason": str(err)})
     except Exception:
         if not multirun:
