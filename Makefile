@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-dev demo test test-fast bench clean
+.PHONY: help setup setup-dev demo test test-fast lint bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ test: setup-dev ## install, then run the whole test suite
 
 test-fast: setup-dev ## the test suite without the `slow` end-to-end checks
 	$(BIN)/python -m pytest -m "not slow"
+
+lint: setup-dev ## ruff over the code, the tests and the benchmarks
+	$(BIN)/ruff check .
 
 bench: setup ## run the performance benchmarks (each prints ratios against a baseline)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

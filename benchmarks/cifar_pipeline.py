@@ -93,7 +93,7 @@ def main() -> None:
         loader = DataLoader(PerSampleCifar(train), batch_size=args.batch_size, shuffle=True,
                             drop_last=True, num_workers=workers, persistent_workers=workers > 0)
         rows.append((f"per-sample DataLoader, {workers} workers",
-                     examples_per_second(lambda: loader, args.epochs, torch.device("cpu"))))
+                     examples_per_second(lambda loader=loader: loader, args.epochs, torch.device("cpu"))))
 
     baseline = rows[1][1]
     print(f"{args.images} synthetic images, batch {args.batch_size}, crop (pad {PAD}, reflect) "

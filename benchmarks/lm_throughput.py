@@ -20,12 +20,12 @@ from pathlib import Path
 import torch
 
 from optbench.config import compose
+from optbench.runner.build import build_task
 from optbench.runner.job import execute
 from optbench.runner.loop import Trainer
 from optbench.runner.run_dir import RunDir
 from optbench.runner.seeding import derive_seed
 from optbench.runner.sinks.jsonl import read_metrics
-from optbench.runner.build import build_task
 
 OVERRIDES = ["task=llama_tiny", "optimizer=adamw", "logger=none", "task.eval_tokens=2048"]
 

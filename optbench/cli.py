@@ -10,7 +10,7 @@ import functools
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -54,7 +54,7 @@ def _split_hydra_flags(args: list[str]) -> tuple[list[str], list[str]]:
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 @user_errors
 def run(
-    overrides: Annotated[Optional[list[str]], typer.Argument(help=OVERRIDES_HELP, show_default=False)] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(help=OVERRIDES_HELP, show_default=False)] = None,
     multirun: Annotated[bool, typer.Option("--multirun", "-m", help="Run a sweep: comma-separated values, range(...), or a sweeper.")] = False,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Sweeps: start in the background and return at once; follow with [bold]optbench sweep status[/].")] = False,
 ) -> None:
@@ -107,7 +107,7 @@ def run(
 @app.command()
 @user_errors
 def show(
-    overrides: Annotated[Optional[list[str]], typer.Argument(help=OVERRIDES_HELP, show_default=False)] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(help=OVERRIDES_HELP, show_default=False)] = None,
     resolve: Annotated[bool, typer.Option(help="Resolve ${...} interpolations.")] = False,
 ) -> None:
     """Print the composed config of a run as YAML, without running it."""
@@ -123,7 +123,7 @@ def show(
 @app.command()
 @user_errors
 def memory(
-    overrides: Annotated[Optional[list[str]], typer.Argument(help=OVERRIDES_HELP, show_default=False)] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(help=OVERRIDES_HELP, show_default=False)] = None,
 ) -> None:
     """Bytes of weights, gradients and optimizer states for a task and optimizer, computed on the
     meta device (no allocation), beside the GaLore paper's figures where it has them.
@@ -157,7 +157,7 @@ def memory(
 @user_errors
 def sharpness(
     run_dir: Annotated[Path, typer.Argument(help="A run dir holding a checkpoint.")],
-    step: Annotated[Optional[int], typer.Option(help="A kept checkpoint (train.keep_checkpoints=true); default: the latest.")] = None,
+    step: Annotated[int | None, typer.Option(help="A kept checkpoint (train.keep_checkpoints=true); default: the latest.")] = None,
     k: Annotated[int, typer.Option(help="How many top eigenvalues.")] = 3,
     trace: Annotated[bool, typer.Option(help="Also estimate the Hessian trace (Hutchinson).")] = True,
 ) -> None:
@@ -343,7 +343,7 @@ def status(
 @user_errors
 def collect(
     directory: Annotated[Path, typer.Argument(help="The sweep dir.")],
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Where to write results.csv and results.parquet (default: the sweep dir).")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write results.csv and results.parquet (default: the sweep dir).")] = None,
 ) -> None:
     """One row per job (config choices, status, final metrics) from the run dirs, as CSV and Parquet."""
     from optbench.sweeps.collect import results_frame
@@ -365,11 +365,11 @@ class Scale(str, Enum):
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 @user_errors
 def figure(
-    name: Annotated[Optional[str], typer.Argument(help="The figure (see --list).", show_default=False)] = None,
-    overrides: Annotated[Optional[list[str]], typer.Argument(help="Extra overrides for its sweep, e.g. hydra/launcher=parallel.", show_default=False)] = None,
+    name: Annotated[str | None, typer.Argument(help="The figure (see --list).", show_default=False)] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(help="Extra overrides for its sweep, e.g. hydra/launcher=parallel.", show_default=False)] = None,
     scale: Annotated[Scale, typer.Option(help="smoke: minutes on a laptop CPU; paper: the paper's setting (GPUs).")] = Scale.smoke,
-    from_dir: Annotated[Optional[Path], typer.Option("--from", help="Draw from this sweep dir instead of running the figure's sweep.")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Where to write NAME.png, .pdf, .csv and verdict.json [default: figures/NAME].", show_default=False)] = None,
+    from_dir: Annotated[Path | None, typer.Option("--from", help="Draw from this sweep dir instead of running the figure's sweep.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write NAME.png, .pdf, .csv and verdict.json [default: figures/NAME].", show_default=False)] = None,
     list_figures: Annotated[bool, typer.Option("--list", help="List the figures with their paper and claim.")] = False,
 ) -> None:
     """Regenerate a paper figure: run (or reuse) its sweep, draw it, and say whether the claim held.

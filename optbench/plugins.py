@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -27,16 +27,16 @@ def locate_target(group: str, node: DictConfig) -> Any:
         raise OptbenchError(f"{group} config has no _target_; it must name the class to build")
     try:
         return get_object(target)
-    except Exception as err:  # Hydra wraps ImportError/AttributeError in its own types
+    except Exception as err:  # Hydra wraps ImportError/AttributeError in its own types  # noqa: BLE001
         raise OptbenchError(f"{group}._target_={target} cannot be imported ({err.__cause__ or err})")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _signature(target: Any) -> tuple[inspect.Signature, dict[str, Any]]:
     fn = target.__init__ if inspect.isclass(target) else target
     try:
         hints = typing.get_type_hints(fn)
-    except Exception:  # unresolvable annotations: check names only
+    except Exception:  # unresolvable annotations: check names only  # noqa: BLE001
         hints = {}
     return inspect.signature(fn), hints
 

@@ -11,10 +11,11 @@ from optbench.tasks.cifar.data import synthetic
 from optbench.tasks.cifar.stream import CifarStream
 
 SPLIT, _ = synthetic(10, 100, 10, seed=0)
+AUGMENT = Augment()
 NORMALIZE = Normalize(*MEAN_STD["cifar10"], torch.float32, torch.device("cpu"))
 
 
-def _stream(batch_size: int | None = 32, augment: Augment | None = Augment(), seed: int = 5,
+def _stream(batch_size: int | None = 32, augment: Augment | None = AUGMENT, seed: int = 5,
             micro_batch: int = 16) -> CifarStream:
     return CifarStream(SPLIT, NORMALIZE, augment, seed, batch_size, micro_batch)
 

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 import yaml
-
 from conftest import optbench
+
 from optbench.catalog import GROUPS, entries
 from optbench.config import compose, config_dir
 from optbench.runner.build import check_config

@@ -10,8 +10,8 @@ import copy
 
 import pytest
 import torch
-
 from conftest import Interrupted, interrupt_after_checkpoint
+
 from optbench.config import compose, config_dir
 from optbench.optimizers.build import build_optimizer
 from optbench.optimizers.capabilities import needs_create_graph

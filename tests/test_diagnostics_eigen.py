@@ -73,8 +73,8 @@ def test_power_iteration_stops_on_relative_change_and_warm_starts() -> None:
     assert float(warm.residuals[0]) < 1e-3
 
 
-@pytest.mark.parametrize("bad", [dict(k=0), dict(k=11), dict(start=torch.ones(2, 5))])
+@pytest.mark.parametrize("bad", [{"k": 0}, {"k": 11}, {"start": torch.ones(2, 5)}])
 def test_lanczos_rejects_bad_arguments(bad: dict) -> None:
-    arguments = dict(start=torch.ones(10, dtype=DTYPE), k=1) | bad
+    arguments = {"start": torch.ones(10, dtype=DTYPE), "k": 1} | bad
     with pytest.raises(ValueError):
         lanczos(lambda v: v, **arguments)

@@ -8,7 +8,6 @@ within 10% of it (checked for seeds 0-5; the test asserts 15%).
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 from torch import Tensor, nn
@@ -17,7 +16,6 @@ from optbench.diagnostics.eigen import lanczos
 from optbench.diagnostics.hvp import LossHessian
 from optbench.diagnostics.thresholds import stability_threshold
 from optbench.diagnostics.vectors import random_vector
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -17,15 +17,15 @@ def group(**hyper: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("optimizer", "hyper", "value", "preconditioned"),
     [
-        (torch.optim.SGD, dict(lr=0.1), 20.0, False),
-        (torch.optim.SGD, dict(lr=0.1, momentum=0.9), 38.0, False),
-        (torch.optim.SGD, dict(lr=0.1, momentum=0.9, dampening=0.5), 76.0, False),
-        (torch.optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True), 38.0 / 2.8, False),
-        (torch.optim.SGD, dict(lr=0.1, weight_decay=0.5), 19.5, False),
-        (torch.optim.Adam, dict(lr=0.01), 3800.0, True),
-        (torch.optim.AdamW, dict(lr=0.01, betas=(0.5, 0.9)), 600.0, True),
-        ("adam", dict(lr=1.0, betas=(0.9, 0.999)), 38.0, True),
-        ("SGD", dict(lr=2.0), 1.0, False),
+        (torch.optim.SGD, {"lr": 0.1}, 20.0, False),
+        (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}, 38.0, False),
+        (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "dampening": 0.5}, 76.0, False),
+        (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True}, 38.0 / 2.8, False),
+        (torch.optim.SGD, {"lr": 0.1, "weight_decay": 0.5}, 19.5, False),
+        (torch.optim.Adam, {"lr": 0.01}, 3800.0, True),
+        (torch.optim.AdamW, {"lr": 0.01, "betas": (0.5, 0.9)}, 600.0, True),
+        ("adam", {"lr": 1.0, "betas": (0.9, 0.999)}, 38.0, True),
+        ("SGD", {"lr": 2.0}, 1.0, False),
     ],
 )
 def test_threshold_formulas(optimizer, hyper: dict, value: float, preconditioned: bool) -> None:
@@ -51,11 +51,11 @@ def test_unknown_cases_have_no_threshold() -> None:
 @pytest.mark.parametrize(
     "hyper",
     [
-        dict(lr=0.1),
-        dict(lr=0.1, momentum=0.9),
-        dict(lr=0.1, momentum=0.5, dampening=0.3),
-        dict(lr=0.1, momentum=0.9, nesterov=True),
-        dict(lr=0.1, momentum=0.7, weight_decay=0.4),
+        {"lr": 0.1},
+        {"lr": 0.1, "momentum": 0.9},
+        {"lr": 0.1, "momentum": 0.5, "dampening": 0.3},
+        {"lr": 0.1, "momentum": 0.9, "nesterov": True},
+        {"lr": 0.1, "momentum": 0.7, "weight_decay": 0.4},
     ],
 )
 def test_sgd_diverges_exactly_above_its_threshold(hyper: dict) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import losses, optbench, summary
+
 from optbench.config import compose
 from optbench.errors import OptbenchError
 from optbench.runner.build import check_config

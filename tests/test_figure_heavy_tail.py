@@ -3,7 +3,6 @@ figure files, and a verdict that held with its numbers."""
 
 from __future__ import annotations
 
-
 import pandas as pd
 import pytest
 from conftest import made_figure

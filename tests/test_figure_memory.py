@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pandas as pd
-
 from conftest import optbench
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import optbench, summary
+
 from optbench.runner.sinks.jsonl import read_metrics
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import optbench, summary
 from sklearn.datasets import dump_svmlight_file
 from sklearn.linear_model import LogisticRegression as SkLogReg
 
-from conftest import optbench, summary
 from optbench.errors import OptbenchError
 from optbench.tasks.logreg import LogisticRegression, objective, optimum, synthetic_data
 

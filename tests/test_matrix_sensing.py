@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import optbench, summary
+
 from optbench.errors import OptbenchError
 from optbench.tasks.matrix_sensing import MatrixSensing
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import optbench
+
 from optbench.config import compose
 from optbench.optimizers.build import build_optimizer
 from optbench.runner.build import build_task

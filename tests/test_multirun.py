@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from conftest import optbench, summary
+
 from optbench.sweeps.collect import find_runs
 
 

@@ -9,8 +9,8 @@ import sys
 import time
 
 import pytest
-
 from conftest import Interrupted, interrupt_after_checkpoint, losses, optbench, summary
+
 from optbench.runner.run_dir import RunDir
 
 # Log intervals that do not divide the checkpoint interval, so the checkpoint must carry the data

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import Interrupted, interrupt_after_checkpoint, optbench, summary
+
 from optbench.config import compose
 from optbench.runner.checkpoint import load_checkpoint
 from optbench.runner.job import execute

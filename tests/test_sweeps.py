@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import optbench, summary
 from scipy import stats
 
-from conftest import optbench, summary
 from optbench.errors import OptbenchError
 from optbench.runner.identity import run_id, semantic
 from optbench.runner.run_dir import RunDir
@@ -215,7 +215,7 @@ def test_killed_sweep_reruns_to_the_undisturbed_result(tmp_path: Path) -> None:
     optbench("run", "-m", *KILLABLE, cwd=undisturbed)
     tables = []
     for root in (disturbed, undisturbed):
-        sweep = sorted((root / "runs" / "multirun").glob("*/*"))[-1]
+        sweep = max((root / "runs" / "multirun").glob("*/*"))
         optbench("sweep", "collect", str(sweep))
         tables.append(_deterministic(pd.read_parquet(sweep / "results.parquet")))
     assert (tables[0]["status"] == "completed").all() and len(tables[0]) == 6

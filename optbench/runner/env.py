@@ -30,7 +30,7 @@ def _version(package: str) -> str | None:
 def _git(source: Path, *args: str) -> str | None:
     try:
         out = subprocess.run(
-            ["git", "-C", str(source), *args], capture_output=True, text=True, timeout=5
+            ["git", "-C", str(source), *args], capture_output=True, text=True, timeout=5, check=False
         )
     except (OSError, subprocess.TimeoutExpired):
         return None

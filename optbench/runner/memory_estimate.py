@@ -44,7 +44,7 @@ class _MetaScalars(TorchDispatchMode):
     count with ``.item()``) gets a stand-in 1. Only the states' shapes are counted, and those do
     not depend on it."""
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if func is torch.ops.aten._local_scalar_dense.default and args[0].device.type == "meta":
             return 1.0 if args[0].is_floating_point() else 1
         return func(*args, **(kwargs or {}))

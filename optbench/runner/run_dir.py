@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import socket
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -76,9 +76,9 @@ class RunDir:
         if summary is None:
             return "interrupted" if self.checkpoint.exists() else None
         status = summary.get("status")
-        if status == "running" and summary.get("host") == socket.gethostname():
-            if not pid_alive(summary.get("pid")):
-                return "interrupted"
+        if (status == "running" and summary.get("host") == socket.gethostname()
+                and not pid_alive(summary.get("pid"))):
+            return "interrupted"
         return status
 
 

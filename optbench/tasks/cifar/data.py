@@ -92,7 +92,7 @@ def _download(root: Path, archive: Archive) -> None:
     try:
         for train in (True, False):
             dataset_class(str(root), train=train, download=True)
-    except Exception as err:  # no network, a bad checksum, a read-only root
+    except Exception as err:  # no network, a bad checksum, a read-only root  # noqa: BLE001
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise OptbenchError(
             f"{archive.torchvision_name} not found at {expected} and torchvision could not "

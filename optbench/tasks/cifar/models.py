@@ -20,6 +20,7 @@ classifier), which :func:`param_roles` reads.
 
 from __future__ import annotations
 
+import itertools
 from typing import Literal
 
 import torch
@@ -147,7 +148,7 @@ class Airbench(nn.Module):
         self.stem.weight.requires_grad_(not whiten)
         widths = (stem_width, width, 4 * width, 4 * width)
         self.blocks = nn.Sequential(
-            nn.GELU(), *(_AirbenchBlock(a, b) for a, b in zip(widths, widths[1:])), nn.MaxPool2d(3)
+            nn.GELU(), *(_AirbenchBlock(a, b) for a, b in itertools.pairwise(widths)), nn.MaxPool2d(3)
         )
         self.head = nn.Linear(widths[-1], classes, bias=False)
         with torch.no_grad():

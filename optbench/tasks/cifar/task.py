@@ -90,12 +90,10 @@ class CifarTask(Task):
                                 "for model=cnn (each layer halves the image)")
         if not 0 <= crop_pad <= 16:
             raise OptbenchError(f"task.crop_pad={crop_pad} must be between 0 and 16 pixels")
-        if classes is not None:
-            if len(classes) < 2 or len(set(classes)) != len(classes) or not all(
-                0 <= c < total for c in classes
-            ):
-                raise OptbenchError(f"task.classes={classes} must list at least two distinct "
-                                    f"class indices in [0, {total - 1}] ({dataset})")
+        if classes is not None and (len(classes) < 2 or len(set(classes)) != len(classes)
+                                    or not all(0 <= c < total for c in classes)):
+            raise OptbenchError(f"task.classes={classes} must list at least two distinct "
+                                f"class indices in [0, {total - 1}] ({dataset})")
         self.classes = classes
         self.num_classes = len(classes) if classes else total
         if subset_balanced and (subset is None or subset % self.num_classes):
