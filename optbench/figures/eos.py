@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from optbench.figures.curves import curve, setting
+from optbench.figures.curves import curves, setting
 from optbench.figures.preset import FigurePreset
 from optbench.figures.style import PALETTE, new_figure
 from optbench.figures.verdict import Drawn, Verdict
@@ -82,12 +82,12 @@ def read_runs(edge: Edge, records: list[RunRecord]) -> list[Run]:
         run = Run(record.optimizer or setting(record, "optimizer._target_"),
                   float(lr) if lr is not None else math.nan, record.status, record.reason)
         if record.path is not None and (record.path / "metrics.jsonl").exists():
-            sharp = dict(zip(*curve(record, edge.sharpness)))
-            limit = dict(zip(*curve(record, THRESHOLD)))
+            found = curves(record, [edge.sharpness, THRESHOLD, LOSS])
+            sharp, limit = dict(zip(*found[edge.sharpness])), dict(zip(*found[THRESHOLD]))
             run.probe_steps = sorted(set(sharp) & set(limit))
             run.sharpness = [sharp[s] for s in run.probe_steps]
             run.threshold = [limit[s] for s in run.probe_steps]
-            run.loss_steps, run.loss = curve(record, LOSS)
+            run.loss_steps, run.loss = found[LOSS]
         runs.append(run)
     return sorted(runs, key=lambda r: r.lr)
 

@@ -27,7 +27,7 @@ import math
 from typing import Any
 
 from optbench.errors import OptbenchError
-from optbench.figures.curves import curve, setting
+from optbench.figures.curves import Curve, curve, curves, setting
 from optbench.figures.preset import FigurePreset
 from optbench.figures.style import PALETTE, new_figure
 from optbench.figures.verdict import Drawn, Verdict
@@ -35,10 +35,13 @@ from optbench.sweeps.collect import RunRecord
 
 
 def task_of(record: RunRecord) -> Any:
-    """The run's task, rebuilt from its resolved config: class counts and groups, no data."""
-    from optbench.tasks.heavy_tail import HeavyTail
+    """The run's task, built from its resolved config as the run built it: class counts and
+    groups, no data."""
+    from omegaconf import OmegaConf
 
-    return HeavyTail(**{k: v for k, v in record.config["task"].items() if k != "_target_"})
+    from optbench.runner.build import build_task
+
+    return build_task(OmegaConf.create({"task": record.config["task"]}))
 
 
 def score(record: RunRecord, metric: str, select: str) -> float | None:
@@ -51,7 +54,7 @@ def score(record: RunRecord, metric: str, select: str) -> float | None:
         value = record.final.get(metric)
         value = None if value is None else float(value)
     elif select == "mean":
-        values = [float(v) for v in curve(record, metric)[1]]
+        values = curve(record, metric)[1]
         value = sum(values) / len(values) if values else None
     else:
         raise OptbenchError(f"heavy-tail preset: select={select!r}; accepted: final, mean")
@@ -78,13 +81,10 @@ def tuned(records: list[RunRecord], optimizers: list[str], metric: str,
     return found
 
 
-def _loss_curves(record: RunRecord, count: int) -> dict[str, tuple[list[float], list[float]]]:
+def _loss_curves(record: RunRecord, count: int) -> dict[str, Curve]:
     metrics = {"all": "eval/loss", **{str(g): f"eval/loss_group_{g}" for g in range(count)}}
-    found = {}
-    for group, metric in metrics.items():
-        steps, values = curve(record, metric)
-        found[group] = (steps, [float(v) for v in values])  # "nan"/"inf" are logged as strings
-    return found
+    found = curves(record, metrics.values())
+    return {group: found[metric] for group, metric in metrics.items()}
 
 
 def _colours(count: int) -> list[Any]:

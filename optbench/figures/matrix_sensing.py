@@ -61,6 +61,8 @@ class Fit:
     linear_r2: float
     loglog_slope: float  # slope of ln(error) against ln(step)
     loglog_r2: float
+    linear_intercept: float  # of ln(error) against step
+    loglog_intercept: float  # of ln(error) against ln(step)
 
     def numbers(self) -> dict[str, Any]:
         return {"fit_steps": [self.first, self.last], "points": self.points,
@@ -129,9 +131,10 @@ def fit(steps: list[int], errors: list[float], settings: dict[str, Any]) -> Fit 
     if len(xs) < settings["min_points"]:
         return None
     logs = [math.log(e) for e in ys]
-    slope, _, linear_r2 = line(xs, logs)
-    loglog_slope, _, loglog_r2 = line([math.log(s) for s in xs], logs)
-    return Fit(xs[0], xs[-1], len(xs), -slope, linear_r2, loglog_slope, loglog_r2)
+    slope, intercept, linear_r2 = line(xs, logs)
+    loglog_slope, loglog_intercept, loglog_r2 = line([math.log(s) for s in xs], logs)
+    return Fit(xs[0], xs[-1], len(xs), -slope, linear_r2, loglog_slope, loglog_r2, intercept,
+               loglog_intercept)
 
 
 def read_runs(records: list, settings: dict[str, Any]) -> tuple[list[Run], list[str]]:
@@ -176,14 +179,10 @@ def _fitted(run: Run, loglog: bool = False) -> tuple[list[float], list[float]]:
     import numpy as np
 
     f = run.fit
-    xs, ys = zip(*[(s, e) for s, e in zip(run.steps, run.errors) if f.first <= s <= f.last])
-    logs = [math.log(y) for y in ys]
     if loglog:
-        slope, intercept, _ = line([math.log(x) for x in xs], logs)
         grid = np.geomspace(f.first, f.last, 40)
-        return list(grid), list(np.exp(intercept) * grid ** slope)
-    slope, intercept, _ = line(list(xs), logs)
-    return [f.first, f.last], [math.exp(intercept + slope * x) for x in (f.first, f.last)]
+        return list(grid), list(np.exp(f.loglog_intercept) * grid ** f.loglog_slope)
+    return [f.first, f.last], [math.exp(f.linear_intercept - f.rate * x) for x in (f.first, f.last)]
 
 
 def _draw_curves(sym, asym, loglog, found: list[Run], look: dict) -> list[dict[str, Any]]:

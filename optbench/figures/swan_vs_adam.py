@@ -29,7 +29,7 @@ from optbench.figures.preset import FigurePreset
 from optbench.figures.style import PALETTE, new_figure
 from optbench.figures.verdict import Drawn, Verdict
 from optbench.runner.sinks.jsonl import read_metrics
-from optbench.sweeps.collect import RunRecord, choices
+from optbench.sweeps.collect import RunRecord, choices, distinguishing
 
 COLUMNS = ("optimizer", "label", "lr", "step", "tokens", "eval_loss", "eval_ppl", "optimal_loss", "status")
 
@@ -112,8 +112,8 @@ def _labels(records: list[RunRecord]) -> dict[int, tuple[str, str]]:
         same = [j for j in picked if str(picked[j].get("optimizer") or records[j].optimizer) == optimizer]
         extra = ""
         if len(same) > 1:
-            keys = [k for k in picked[i] if k != "optimizer"
-                    and len({str(picked[j].get(k)) for j in same}) > 1]
+            keys = [k for k in distinguishing([picked[j] for j in same])
+                    if k != "optimizer" and k in picked[i]]
             extra = " (" + ", ".join(f"{k}={picked[i][k]}" for k in keys) + ")" if keys else f" (job {r.job})"
         found[i] = (optimizer, optimizer + extra)
     return found
@@ -183,20 +183,12 @@ def draw(preset: FigurePreset, records: list, settings: dict[str, Any]) -> Drawn
     ax.set_xlim(left=0)
     ax.set_xlabel("tokens")
     ax.set_ylabel("eval perplexity")
-    task = (_choice(records[0], "task") or setting(records[0], "task.size")) if records else None
+    task = (choices(records[0]).get("task") or records[0].task) if records else None
     if task:
         source = setting(records[0], "task.data.source")
         ax.set_title(f"{task}, {source} data" if source else str(task), fontsize=10)
     ax.legend(loc="upper right")
     return Drawn(fig, data, judge(curves, labels, base, target, claimed, settings, skipped))
-
-
-def _choice(record: RunRecord, key: str) -> Any:
-    for override in record.overrides:
-        name, _, value = override.partition("=")
-        if name == key:
-            return value
-    return record.task
 
 
 def judge(curves: dict[str, list[dict[str, float]]], labels: list[str], base: str | None,
@@ -255,16 +247,7 @@ def judge(curves: dict[str, list[dict[str, float]]], labels: list[str], base: st
     else:
         lines.append(judged + f", and {claimed} needs ≤ {float(max_ratio):.2f}× the tokens")
     lines.extend(skipped)
-    return Verdict(bool(held), lines, _json_safe(numbers))
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN and inf (a diverged run's perplexity) as None: verdict.json stays valid JSON."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    return Verdict(bool(held), lines, numbers)
 
 
 def _tokens(value: float | None) -> str:

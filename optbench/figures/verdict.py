@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,8 +20,22 @@ class Verdict:
     lines: list[str]  # one finding per line, each with its numbers
     numbers: dict[str, Any] = field(default_factory=dict)  # the same, machine-readable
 
+    def __post_init__(self) -> None:
+        self.numbers = _json_safe(self.numbers)  # what verdict.json holds, in memory too
+
     def write(self, path: Path) -> None:
         write_json(path, asdict(self))
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and inf (a diverged run's numbers) as None: verdict.json stays strict JSON."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_json_safe(v) for v in value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 @dataclass
