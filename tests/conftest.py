@@ -7,7 +7,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,15 +62,30 @@ def interrupt_after_checkpoint(step: int) -> Iterator[None]:
         Trainer.checkpoint = original
 
 
-def optbench(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """Run `optbench ARGS` as a user would, in a fresh interpreter."""
+PYTHON_M = (sys.executable, "-m")
+
+
+def optbench(*args: str, cwd: Path | None = None, check: bool = True,
+             runner: Sequence[str] = PYTHON_M) -> subprocess.CompletedProcess:
+    """Run `optbench ARGS` as a user would, in a fresh interpreter (``runner -m optbench``:
+    python itself, or a launcher such as torchrun that ends in ``-m``)."""
     result = subprocess.run(
-        [sys.executable, "-m", "optbench", *args], cwd=cwd, capture_output=True, text=True,
+        [*runner, "optbench", *args], cwd=cwd, capture_output=True, text=True,
         env={**os.environ, "COLUMNS": "200"}, timeout=600, check=False,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"optbench {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
     return result
+
+
+def wait_until(condition: Callable[[], Any], failure: str, timeout: float = 120.0,
+               process: subprocess.Popen | None = None) -> None:
+    """Poll ``condition`` until it holds; fail with ``failure`` after ``timeout`` seconds, or as
+    soon as ``process`` has exited."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert (process is None or process.poll() is None) and time.monotonic() < deadline, failure
+        time.sleep(0.02)
 
 
 def summary(run_dir: Path) -> dict[str, Any]:

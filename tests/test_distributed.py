@@ -3,17 +3,15 @@ the same global batch, and a run dir written by rank 0 alone."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import losses, optbench, summary
+from conftest import losses, optbench, summary, wait_until
 
 from optbench.config import compose
 from optbench.errors import OptbenchError
@@ -28,14 +26,8 @@ RUN = ["run", "task=llama_tiny", "optimizer=adamw", "data=synthetic", "device=cp
        "train.steps=20", "train.log_every=1", "logger=none"]
 
 
-def _torchrun(*args: str) -> list[str]:
-    """`optbench ARGS` in two processes; --standalone picks a free port."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-            "-m", "optbench", *args]
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "COLUMNS": "200"}
+#: `optbench ARGS` in two processes; --standalone picks a free port
+TORCHRUN = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -48,11 +40,7 @@ def _one_thread_per_process() -> Iterator[None]:
 
 
 def torchrun(*args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(_torchrun(*args), capture_output=True, text=True, env=_env(), timeout=600,
-                            check=False)
-    if result.returncode != 0:
-        raise AssertionError(f"torchrun optbench {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
-    return result
+    return optbench(*args, runner=TORCHRUN)
 
 
 def max_relative_difference(run_dir: Path, reference: Path) -> float:
@@ -170,12 +158,9 @@ def test_killed_then_resumed_is_bit_identical(tmp_path, parallel):
     args = ["run", "task=llama_tiny", "optimizer=adamw", "device=cpu", "train.steps=60", "train.log_every=7",
             "train.checkpoint_every=10", "train.eval_every=1000", "logger=none", f"train.parallel={parallel}"]
     killed, clean = tmp_path / "killed", tmp_path / "clean"
-    process = subprocess.Popen(_torchrun(*args, f"hydra.run.dir={killed}"), env=_env(),
+    process = subprocess.Popen([*TORCHRUN, "optbench", *args, f"hydra.run.dir={killed}"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not (killed / "checkpoint.pt").exists():
-        assert process.poll() is None and time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.02)
+    wait_until((killed / "checkpoint.pt").exists, "no checkpoint appeared", process=process)
     process.send_signal(signal.SIGTERM)  # torchrun passes it on: the workers die at once
     process.wait(timeout=60)
     assert RunDir(killed).status() == "interrupted"

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import Interrupted, interrupt_after_checkpoint, losses, optbench, summary
+from conftest import Interrupted, interrupt_after_checkpoint, losses, optbench, summary, wait_until
 
 from optbench.runner.run_dir import RunDir
 
@@ -35,10 +35,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, case):
         [sys.executable, "-m", "optbench", "run", *args, f"hydra.run.dir={killed}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 120
-    while not (killed / "checkpoint.pt").exists():
-        assert process.poll() is None and time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.02)
+    wait_until((killed / "checkpoint.pt").exists, "no checkpoint appeared", process=process)
     time.sleep(0.2)  # let it run past the checkpoint, so metrics.jsonl holds lines to drop
     os.kill(process.pid, signal.SIGKILL)
     process.wait()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import optbench, summary
+from conftest import optbench, summary, wait_until
 from scipy import stats
 
 from optbench.errors import OptbenchError
@@ -70,10 +70,6 @@ def test_parallel_slots_on_cpu_share_the_cores() -> None:
 def test_parallel_slots_refuse_more_gpus_than_visible() -> None:
     with pytest.raises(OptbenchError, match=r"jobs=3 × gpus_per_job=2 needs 6 GPUs; 4 visible"):
         plan_slots(3, 2, None, gpus=["0", "1", "2", "3"], cpus=8)
-
-
-def _sweep_dirs(cwd: Path) -> list[Path]:
-    return sorted((cwd / "runs" / "multirun").glob("*/*"))
 
 
 SWEEP = ["task=logreg", "optimizer=sgd,adam", "seed=0,1", "train.steps=30", "logger=none",
@@ -170,15 +166,6 @@ def _deterministic(table: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns=[c for c in table.columns if c in TIMING or c.startswith("perf/")])
 
 
-def _wait_for(condition, timeout: float = 120.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
 @pytest.mark.slow
 def test_killed_sweep_reruns_to_the_undisturbed_result(tmp_path: Path) -> None:
     import signal
@@ -197,12 +184,13 @@ def test_killed_sweep_reruns_to_the_undisturbed_result(tmp_path: Path) -> None:
     def victim() -> Path | None:  # a running job past its first checkpoint
         return next((d for d in runs("running") if (d / "checkpoint.pt").exists()), None)
 
-    _wait_for(lambda: runs("completed") and victim() is not None)
+    wait_until(lambda: runs("completed") and victim() is not None, "no run completed while another ran")
     job = victim()
     os.kill(summary(job)["pid"], signal.SIGKILL)
     driver.kill()
     driver.wait()
-    _wait_for(lambda: not runs("running"), timeout=10)  # the driver's other job went with it
+    # the driver's other job went with it
+    wait_until(lambda: not runs("running"), "a job outlived its driver", timeout=10)
     finished = {d.name: (d / "metrics.jsonl").read_bytes() for d in runs("completed")}
     assert finished and len(finished) < 6
 
@@ -220,7 +208,6 @@ def test_killed_sweep_reruns_to_the_undisturbed_result(tmp_path: Path) -> None:
         tables.append(_deterministic(pd.read_parquet(sweep / "results.parquet")))
     assert (tables[0]["status"] == "completed").all() and len(tables[0]) == 6
     pd.testing.assert_frame_equal(tables[0], tables[1])
-
 
 
 def test_optuna_study_survives_diverging_trials_and_reports_the_best(tmp_path: Path) -> None:

@@ -123,8 +123,7 @@ class HeavyTail(LinearTask):
             raise OptbenchError(
                 f"task.batch_size={batch_size} must be between 1 and the {n} examples, or null for full batch"
             )
-        self.classes, self.top, self.exponent, self.frequencies = classes, top, exponent, frequencies
-        self.inputs, self.data_seed, self.batch_size = inputs, data_seed, batch_size
+        self.classes, self.inputs, self.data_seed, self.batch_size = classes, inputs, data_seed, batch_size
         self.counts = counts
         self.n = n
         self.d = d if d is not None else n + classes + 1
