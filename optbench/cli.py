@@ -67,12 +67,13 @@ def run(
     [dim]optbench run -m optimizer=sgd,adam optimizer.lr=0.1,0.01 seed=0,1,2 hydra/launcher=parallel[/]
     """
     from optbench import launch
-    from optbench.runner import distributed
 
     args = list(overrides or [])
     plain, flags = _split_hydra_flags(args)
     if detach and not multirun:
         raise OptbenchError("--detach is for sweeps: add -m (optbench run -m --detach ...)")
+    from optbench.runner import distributed
+
     if detach and distributed.world_size() > 1:
         raise OptbenchError("--detach starts one background driver, not one per torchrun process: "
                             "under torchrun, run the sweep attached (without --detach)")
@@ -80,7 +81,7 @@ def run(
         inspect = any(f.split("=")[0] in ("--cfg", "-c", "--info", "-i", "--resolve") for f in flags)
         launch.launch([*(["--multirun"] if multirun and not inspect else []), *args])
         return
-    hydra_args, cfg = launch.prepare(plain, multirun)
+    hydra_args, cfg, output_dir = launch.prepare(plain, multirun)
     if not multirun:
         launch.launch(hydra_args)
         return
@@ -89,7 +90,7 @@ def run(
         return
     from optbench.sweeps import driver
 
-    sweep_dir = Path(str(cfg.hydra.sweep.dir))
+    sweep_dir = output_dir
     manifest = driver.plan(hydra_args, cfg)
     if detach:
         pid = driver.detach(sweep_dir, manifest)
@@ -208,11 +209,11 @@ def _duration(seconds: float) -> str:
 def _records_table(records: list[Any], root: Path, title: str, reasons: bool = False) -> Table:
     """Runs as rows; a sweep's jobs by number and overrides, other runs by dir, task, optimizer."""
     from optbench.runner.sinks.console import format_value
-    from optbench.sweeps.collect import distinguishing
+    from optbench.sweeps.collect import choices, distinguishing
 
     sweep = any(r.job is not None for r in records)
     if sweep:  # name each job by what sets it apart
-        varied = distinguishing([dict(o.split("=", 1) for o in r.overrides if "=" in o) for r in records])
+        varied = distinguishing([choices(r) for r in records])
     table = Table(title=title or None, title_justify="left")
     left = ["job", "overrides"] if sweep else ["run dir", "task", "optimizer", "seed"]
     right = ["status", "steps", "train/loss", "wall time", *(["reason"] if reasons else [])]
@@ -221,7 +222,7 @@ def _records_table(records: list[Any], root: Path, title: str, reasons: bool = F
                          justify="right" if column in ("job", "seed", "steps", "train/loss", "wall time") else "left")
     for r in records:
         if sweep:
-            cells = [str(r.job), escape(" ".join(o for o in r.overrides if o.split("=", 1)[0] in varied))]
+            cells = [str(r.job), escape(" ".join(o for o in r.overrides if o.lstrip("+~").split("=", 1)[0] in varied))]
         else:
             where = escape(str(r.path.relative_to(root))) if r.path != root else "."
             cells = [where, r.task or "-", r.optimizer or "-", "-" if r.seed is None else str(r.seed)]

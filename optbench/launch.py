@@ -10,6 +10,7 @@ every Hydra flag work as Hydra documents them.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from optbench.config import compose, config_dir, register_schema
@@ -83,10 +84,10 @@ def _variants(overrides: list[str], multirun: bool) -> list[list[str]]:
     return variants
 
 
-def prepare(overrides: list[str], multirun: bool) -> tuple[list[str], Any]:
+def prepare(overrides: list[str], multirun: bool) -> tuple[list[str], Any, Path]:
     """Check every run the overrides describe; return them with the output dir made explicit
-    (resolved once, here, so every job and every process agree on it), and the composed
-    config of the first run (with its ``hydra`` node)."""
+    (resolved once, here, so every job and every process agree on it), the composed config of
+    the first run (with its ``hydra`` node), and that output dir."""
     from hydra.core.hydra_config import HydraConfig
 
     from optbench.runner import distributed
@@ -103,7 +104,7 @@ def prepare(overrides: list[str], multirun: bool) -> tuple[list[str], Any]:
     # under torchrun every rank composes its own ${now:...}: all take rank 0's
     output_dir = distributed.agree(str(first.hydra.sweep.dir if multirun else first.hydra.run.dir))
     given = any(o.split("=", 1)[0] == key for o in overrides)
-    return (overrides if given else [*overrides, f"{key}={output_dir}"]), first
+    return (overrides if given else [*overrides, f"{key}={output_dir}"]), first, Path(output_dir)
 
 
 def launch(hydra_args: list[str]) -> None:

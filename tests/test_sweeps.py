@@ -15,7 +15,7 @@ from scipy import stats
 
 from optbench.errors import OptbenchError
 from optbench.runner.identity import run_id, semantic
-from optbench.runner.run_dir import RunDir
+from optbench.runner.run_dir import RunDir, write_json
 from optbench.sweeps.aggregate import group_by_config
 from optbench.sweeps.collect import find_runs
 from optbench.sweeps.manifest import Manifest, write_manifest
@@ -53,6 +53,19 @@ def test_semantic_config_keeps_the_rest_untouched() -> None:
     kept = semantic(CONFIG)
     assert kept == {"seed": 0, "optimizer": {"lr": 0.1}, "train": {"steps": 100}}
     assert CONFIG["train"]["log_every"] == 10  # the input is not modified
+
+
+@pytest.mark.parametrize(("ours", "status"), [("42", "interrupted"), ("43", "running"), (None, "running")])
+def test_a_run_of_this_very_slurm_job_was_requeued(tmp_path: Path, monkeypatch, ours, status) -> None:
+    """A "running" summary on another host is only known dead when it names the SLURM job this
+    process runs in: SLURM requeued it, and the job resumes its own run."""
+    run_dir = RunDir(tmp_path)
+    write_json(run_dir.summary, {"status": "running", "host": "elsewhere", "pid": 1, "slurm_job": "42"})
+    if ours is None:
+        monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    else:
+        monkeypatch.setenv("SLURM_JOB_ID", ours)
+    assert run_dir.status() == status
 
 
 def test_parallel_slots_give_each_job_its_own_gpus() -> None:
@@ -236,6 +249,7 @@ def test_submitit_local_sweep_detached_then_followed_and_collected(tmp_path: Pat
 
 def test_wandb_runs_grouped_by_sweep_with_job_type_and_tags(tmp_path: Path, monkeypatch) -> None:
     import wandb
+    from omegaconf import OmegaConf
 
     from optbench.config import compose
     from optbench.runner.job import _sinks
@@ -244,7 +258,7 @@ def test_wandb_runs_grouped_by_sweep_with_job_type_and_tags(tmp_path: Path, monk
     monkeypatch.setattr(wandb, "init", lambda **kwargs: calls.append(kwargs))
     cfg = compose(["task=logreg", "optimizer=adam", "logger.tags=[mine]"])
     meta = {"task": "logreg", "optimizer": "adam", "sweep": "2026-11-23/10-00-00", "name": "optimizer=adam"}
-    _sinks(cfg, RunDir(tmp_path), 0, False, meta)
+    _sinks(cfg, OmegaConf.to_container(cfg, resolve=True), RunDir(tmp_path), 0, False, meta)
     assert calls[0]["group"] == "2026-11-23/10-00-00"
     assert calls[0]["job_type"] == "adam" and calls[0]["tags"] == ["mine", "logreg", "adam"]
 

@@ -27,7 +27,7 @@ def run_sweep(overrides: list[str], sweep_dir: Path) -> None:
     from optbench import launch
     from optbench.sweeps import driver
 
-    hydra_args, cfg = launch.prepare([*overrides, f"hydra.sweep.dir={sweep_dir}"], multirun=True)
+    hydra_args, cfg, _ = launch.prepare([*overrides, f"hydra.sweep.dir={sweep_dir}"], multirun=True)
     driver.drive(sweep_dir, driver.plan(hydra_args, cfg))
 
 

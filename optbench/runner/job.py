@@ -29,7 +29,7 @@ from optbench.runner.device import param_dtype
 from optbench.runner.env import capture_env
 from optbench.runner.identity import run_id, semantic
 from optbench.runner.loop import Outcome, Trainer
-from optbench.runner.run_dir import FINISHED, RunDir, write_json
+from optbench.runner.run_dir import FINISHED, RunDir, slurm_job, write_json
 from optbench.runner.seeding import derive_seed, seed_everything
 from optbench.runner.sinks import Sink
 from optbench.runner.sinks.console import ConsoleSink, console, summary_table
@@ -53,11 +53,6 @@ def _first_difference(old: Any, new: Any, path: str = "") -> str | None:
     return None if old == new else f"{path}: {old!r} -> {new!r}"
 
 
-def _slurm_job() -> str | None:
-    """The SLURM job this process runs in, if any; it keeps its id when SLURM requeues it."""
-    return os.environ.get("SLURM_JOB_ID")
-
-
 def _check_run_dir(run_dir: RunDir, config: dict[str, Any]) -> str | None:
     """The status of the run already in ``run_dir`` (None if empty), after checking that it is
     a run of this same config."""
@@ -69,10 +64,8 @@ def _check_run_dir(run_dir: RunDir, config: dict[str, Any]) -> str | None:
                 f"{run_dir.path} holds a run of another config ({difference}); "
                 "choose another hydra.run.dir, or delete that directory"
             )
-    status = run_dir.status()
-    owner = run_dir.read_summary() or {}
-    if status == "running" and owner.get("slurm_job") and owner["slurm_job"] == _slurm_job():
-        status = "interrupted"  # SLURM requeued this very job (time limit, preemption): resume
+    owner = run_dir.read_summary()
+    status = run_dir.status(owner)
     if status == "running":
         raise OptbenchError(
             f"{run_dir.path} is in use by a running process (pid {owner.get('pid')} on "
@@ -81,7 +74,9 @@ def _check_run_dir(run_dir: RunDir, config: dict[str, Any]) -> str | None:
     return status
 
 
-def _sinks(cfg: DictConfig, run_dir: RunDir, start_step: int, resume: bool, meta: dict[str, Any]) -> list[Sink]:
+def _sinks(cfg: DictConfig, config: dict[str, Any], run_dir: RunDir, start_step: int, resume: bool,
+           meta: dict[str, Any]) -> list[Sink]:
+    """The console, metrics.jsonl and the configured logger; ``config`` is ``cfg`` resolved."""
     sinks: list[Sink] = [
         ConsoleSink(cfg.train.steps, start_step, f"{meta['task']}/{meta['optimizer']}",
                     compact=meta["sweep"] is not None),
@@ -97,7 +92,7 @@ def _sinks(cfg: DictConfig, run_dir: RunDir, start_step: int, resume: bool, meta
                           tags=list(dict.fromkeys(tags)))
         sinks.append(instantiate(
             "logger", OmegaConf.create(logger_cfg),
-            run_dir=run_dir.path, name=meta["name"], run_config=OmegaConf.to_container(cfg, resolve=True),
+            run_dir=run_dir.path, name=meta["name"], run_config=config,
         ))
     return sinks
 
@@ -122,7 +117,7 @@ def execute(cfg: DictConfig, run_dir: RunDir, meta: dict[str, Any]) -> Outcome |
     header = {"task": meta["task"], "optimizer": meta["optimizer"], "seed": cfg.seed,
               "run_id": meta.get("run_id"),
               "run_dir": str(run_dir.path), "host": socket.gethostname(), "pid": os.getpid(),
-              "slurm_job": _slurm_job()}
+              "slurm_job": slurm_job()}
     if main:
         run_dir.path.mkdir(parents=True, exist_ok=True)
         run_dir.config.write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -149,7 +144,7 @@ def execute(cfg: DictConfig, run_dir: RunDir, meta: dict[str, Any]) -> Outcome |
             console.print(f"resuming {escape(str(run_dir.path))} from step {trainer.state.step}")
         else:
             seed_everything(derive_seed(cfg.seed, "train"))
-        sinks = _sinks(cfg, run_dir, trainer.state.step, resume, meta) if main else []
+        sinks = _sinks(cfg, config, run_dir, trainer.state.step, resume, meta) if main else []
         outcome = trainer.run(sinks)
         summary.update(status=outcome.status, reason=outcome.reason, final=outcome.final)
         return outcome

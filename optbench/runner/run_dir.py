@@ -66,20 +66,30 @@ class RunDir:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
-    def status(self) -> str | None:
-        """``completed``, ``diverged``, ``failed``, ``running``, ``interrupted``, or None if empty.
+    def status(self, summary: dict[str, Any] | None = None) -> str | None:
+        """``completed``, ``diverged``, ``failed``, ``running``, ``interrupted``, or None if empty;
+        ``summary``: the one a caller has just read (else it is read here).
 
-        A ``running`` summary whose process is gone (killed, crashed) on this host reads as
-        ``interrupted``; one owned by another host cannot be checked and stays ``running``.
+        A ``running`` summary reads as ``interrupted`` when its process is gone (killed, crashed)
+        on this host, or when it belongs to this very SLURM job (SLURM requeued it after a time
+        limit or a preemption); one owned by another host cannot be checked and stays ``running``.
         """
-        summary = self.read_summary()
+        summary = summary if summary is not None else self.read_summary()
         if summary is None:
             return "interrupted" if self.checkpoint.exists() else None
         status = summary.get("status")
-        if (status == "running" and summary.get("host") == socket.gethostname()
-                and not pid_alive(summary.get("pid"))):
+        if status != "running":
+            return status
+        if summary.get("host") == socket.gethostname() and not pid_alive(summary.get("pid")):
+            return "interrupted"
+        if summary.get("slurm_job") and summary["slurm_job"] == slurm_job():
             return "interrupted"
         return status
+
+
+def slurm_job() -> str | None:
+    """The SLURM job this process runs in, if any; it keeps its id when SLURM requeues it."""
+    return os.environ.get("SLURM_JOB_ID")
 
 
 def pid_alive(pid: Any) -> bool:

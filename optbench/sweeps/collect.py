@@ -17,7 +17,7 @@ import yaml
 
 from optbench.runner.run_dir import RunDir
 from optbench.runner.sinks.jsonl import read_metrics
-from optbench.sweeps.manifest import is_sweep, jobs, read_manifest
+from optbench.sweeps.manifest import Manifest, is_sweep, jobs, read_manifest
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,7 +42,8 @@ class RunRecord:
 
 
 def read_run(run_dir: RunDir, job: int | None = None, overrides: list[str] | None = None) -> RunRecord:
-    summary = run_dir.read_summary() or {}
+    read = run_dir.read_summary()
+    summary = read or {}
     final = summary.get("final") or {}
     steps, loss = summary.get("steps"), final.get("train/loss")
     if steps is None or loss is None:  # unfinished: read what the metrics say so far
@@ -55,7 +56,7 @@ def read_run(run_dir: RunDir, job: int | None = None, overrides: list[str] | Non
     if overrides is None and run_dir.overrides.exists():
         overrides = yaml.safe_load(run_dir.overrides.read_text())
     return RunRecord(
-        path=run_dir.path, status=run_dir.status() or "running", task=summary.get("task"),
+        path=run_dir.path, status=run_dir.status(read) or "running", task=summary.get("task"),
         optimizer=summary.get("optimizer"), seed=summary.get("seed"), steps=steps, train_loss=loss,
         wall_seconds=summary.get("wall_seconds"), reason=summary.get("reason"),
         run_id=summary.get("run_id"), job=job, overrides=list(overrides or []), config=config or {},
@@ -67,15 +68,20 @@ def find_runs(root: str | os.PathLike[str]) -> list[RunRecord]:
     """The jobs of the sweep in ``root`` (in job order), or every run dir under it (by path)."""
     root = Path(root)
     if is_sweep(root):
-        return [read_run(RunDir(j.run_dir), j.num, j.overrides) if j.run_dir is not None
-                else RunRecord(path=None, status="queued", job=j.num, overrides=j.overrides)
-                for j in jobs(root, read_manifest(root))]
+        return sweep_runs(root, read_manifest(root))
     records = []
     for here, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d != "wandb" and not d.startswith("."))
         if "summary.json" in files or "config.yaml" in files:
             records.append(read_run(RunDir(here)))
     return records
+
+
+def sweep_runs(sweep_dir: Path, manifest: Manifest | None) -> list[RunRecord]:
+    """The jobs of the sweep in ``sweep_dir``, in job order; queued ones have no run dir yet."""
+    return [read_run(RunDir(j.run_dir), j.num, j.overrides) if j.run_dir is not None
+            else RunRecord(path=None, status="queued", job=j.num, overrides=j.overrides)
+            for j in jobs(sweep_dir, manifest)]
 
 
 def lookup(config: dict[str, Any], dotted: str) -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ class Manifest:
     ended: float | None = None
 
     def with_driver(self) -> Manifest:
-        return Manifest(**{**asdict(self), "driver": {"host": socket.gethostname(), "pid": os.getpid()}})
+        return replace(self, driver={"host": socket.gethostname(), "pid": os.getpid()})
 
     @property
     def size(self) -> int | None:
@@ -48,7 +48,6 @@ class JobEntry:
     num: int
     overrides: list[str]
     run_dir: Path | None  # None while queued
-    run_id: str | None = None
 
 
 def write_manifest(sweep_dir: Path, manifest: Manifest) -> None:
@@ -76,7 +75,6 @@ def jobs(sweep_dir: Path, manifest: Manifest | None) -> list[JobEntry]:
     started: dict[int, JobEntry] = {}
     for path in (sweep_dir / JOBS).glob("*.json"):
         entry = read_json(path)
-        started[entry["num"]] = JobEntry(entry["num"], entry["overrides"], Path(entry["run_dir"]),
-                                         entry["run_id"])
+        started[entry["num"]] = JobEntry(entry["num"], entry["overrides"], Path(entry["run_dir"]))
     planned = {num: JobEntry(num, overrides, None) for num, overrides in enumerate(manifest.planned if manifest and manifest.planned else [])}
     return [started.get(num) or planned[num] for num in sorted(started.keys() | planned.keys())]

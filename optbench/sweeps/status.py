@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from optbench.runner.run_dir import pid_alive
-from optbench.sweeps.collect import RunRecord, find_runs
+from optbench.sweeps.collect import RunRecord, sweep_runs
 from optbench.sweeps.manifest import Manifest, read_manifest
 
 STATES = ("queued", "running", "completed", "diverged", "failed", "interrupted")
@@ -54,4 +54,4 @@ def sweep_status(sweep_dir: Path) -> SweepStatus | None:
     if manifest is None:
         return None
     driver = _driver_state(manifest)
-    return SweepStatus(manifest, driver, [_explain(r, driver) for r in find_runs(sweep_dir)])
+    return SweepStatus(manifest, driver, [_explain(r, driver) for r in sweep_runs(sweep_dir, manifest)])
