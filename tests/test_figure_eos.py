@@ -6,13 +6,16 @@ on hand-made curves first."""
 from __future__ import annotations
 
 import json
+import math
 
 import pandas as pd
 import pytest
 from conftest import made_figure, optbench
 
+from optbench.figures.curves import curve
 from optbench.figures.eos import GD, Run, judge, late_window
 from optbench.figures.preset import load
+from optbench.sweeps.collect import RunRecord
 
 
 def gd_run(lr: float, sharpness: list[float], status: str = "completed") -> Run:
@@ -99,3 +102,14 @@ def test_adam_eos_figure_at_smoke_scale(tmp_path):
         assert abs(run["ratio"] - 1) <= tolerance, verdict["lines"]
         assert run["rule"] == "38/η"
         assert run["first_sharpness"] < 0.6 * run["threshold"]  # it rises to the threshold
+
+
+def test_a_diverged_runs_logged_nan_reads_as_a_float(tmp_path):
+    """metrics.jsonl holds non-finite values as strings; a figure reads them back as floats, so
+    a diverged run's last loss formats like any other."""
+    (tmp_path / "metrics.jsonl").write_text(
+        '{"step": 1, "train/loss": 2.5}\n{"step": 2, "train/loss": "nan"}\n{"step": 3, "train/loss": "inf"}\n')
+    steps, values = curve(RunRecord(path=tmp_path, status="diverged"), "train/loss")
+    assert steps == [1, 2, 3] and values[0] == 2.5
+    assert math.isnan(values[1]) and values[2] == math.inf
+    assert f"{values[1]:.3g}" == "nan"
