@@ -117,8 +117,10 @@ def launch(hydra_args: list[str]) -> None:
     register_schema()
     main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")(hydra_task)
     argv, sys.argv = sys.argv, [sys.argv[0], *hydra_args]
+    finished = False
     try:
         main()
+        finished = True
     finally:
         sys.argv = argv
-        distributed.shutdown()
+        distributed.shutdown(finished)

@@ -49,9 +49,15 @@ def init() -> None:
     dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
 
 
-def shutdown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def shutdown(finished: bool) -> None:
+    """Leave the process group. ``finished``: every rank got here normally, so first wait for
+    all of them: a rank that tears the group down while a peer's gloo threads still talk to it
+    can make that peer abort at exit. After a failure, leave at once: a peer may never come."""
+    if not dist.is_initialized():
+        return
+    if finished:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def agree(value: T) -> T:
