@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 from rich.console import Console
 
-from optbench.runner.sinks import console as console_module
+from optbench.loggers import console as console_module
 from optbench.tasks.logreg import LogisticRegression
 
 

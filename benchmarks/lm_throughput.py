@@ -19,13 +19,13 @@ from pathlib import Path
 
 import torch
 
-from optbench.config import compose
+from optbench.loggers.jsonl import read_metrics
 from optbench.runner.build import build_task
-from optbench.runner.job import execute
+from optbench.runner.config import compose
+from optbench.runner.execute import execute
 from optbench.runner.loop import Trainer
-from optbench.runner.run_dir import RunDir
 from optbench.runner.seeding import derive_seed
-from optbench.runner.sinks.jsonl import read_metrics
+from optbench.runner.spec import resolve
 
 OVERRIDES = ["task=llama_tiny", "optimizer=adamw", "logger=none", "task.eval_tokens=2048"]
 
@@ -33,7 +33,7 @@ OVERRIDES = ["task=llama_tiny", "optimizer=adamw", "logger=none", "task.eval_tok
 def bare_loop(steps: int) -> float:
     """The loop a researcher would write: tokens per second."""
     cfg = compose(OVERRIDES)
-    task = build_task(cfg)
+    task = build_task(cfg.task)
     task.prepare(torch.device("cpu"), torch.float32)
     torch.manual_seed(derive_seed(cfg.seed, "model"))
     model = task.build_model()
@@ -77,9 +77,7 @@ def optbench_run(steps: int) -> tuple[float, float]:
         setattr(Trainer, name, timed(name))
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            meta = {"task": "llama_tiny", "optimizer": "adamw", "overrides": [], "name": "bench",
-                    "sweep": "bench"}
-            execute(cfg, RunDir(Path(tmp) / "run"), meta)
+            execute(resolve(cfg, Path(tmp) / "run", task="llama_tiny", optimizer="adamw"))
             records = read_metrics(Path(tmp) / "run" / "metrics.jsonl")
     finally:
         for name, original in originals.items():

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from optbench.config import config_dir
+from optbench.runner.config import config_dir
 
 GROUPS = {"optimizers": "optimizer", "tasks": "task", "schedules": "schedule", "loggers": "logger",
           "data": "data", "diagnostics": "diagnostics"}

@@ -15,7 +15,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from optbench.errors import OptbenchError
 
@@ -66,14 +65,13 @@ def run(
     [dim]optbench run task=logreg optimizer=adam optimizer.lr=0.01[/]
     [dim]optbench run -m optimizer=sgd,adam optimizer.lr=0.1,0.01 seed=0,1,2 hydra/launcher=parallel[/]
     """
-    from optbench import launch
+    from optbench.runner import distributed
+    from optbench.sweeps import launch
 
     args = list(overrides or [])
     plain, flags = _split_hydra_flags(args)
     if detach and not multirun:
         raise OptbenchError("--detach is for sweeps: add -m (optbench run -m --detach ...)")
-    from optbench.runner import distributed
-
     if detach and distributed.world_size() > 1:
         raise OptbenchError("--detach starts one background driver, not one per torchrun process: "
                             "under torchrun, run the sweep attached (without --detach)")
@@ -81,27 +79,27 @@ def run(
         inspect = any(f.split("=")[0] in ("--cfg", "-c", "--info", "-i", "--resolve") for f in flags)
         launch.launch([*(["--multirun"] if multirun and not inspect else []), *args])
         return
-    hydra_args, cfg, output_dir = launch.prepare(plain, multirun)
     if not multirun:
-        launch.launch(hydra_args)
+        launch.launch(launch.prepare(plain, multirun=False)[0])
         return
-    if not distributed.is_main():  # under torchrun, rank 0 alone records and reports the sweep
-        launch.launch(["--multirun", *hydra_args])
-        return
-    from optbench.sweeps import driver
+    from optbench import views
+    from optbench.contract import RunStatus
+    from optbench.sweeps.driver import LOG, run_sweep
 
-    sweep_dir = output_dir
-    manifest = driver.plan(hydra_args, cfg)
-    if detach:
-        pid = driver.detach(sweep_dir, manifest)
-        out.print(f"sweep of {manifest.size or '?'} job(s) started in the background (pid {pid}): "
-                  f"{escape(str(sweep_dir))}\n  follow it: optbench sweep status {escape(str(sweep_dir))}"
-                  f"\n  its log:   {escape(str(sweep_dir / driver.LOG))}", soft_wrap=True, highlight=False)
+    sweep = run_sweep(plain, detach=detach)
+    where = escape(str(sweep.directory))
+    if sweep.manifest is None:  # a torchrun process but rank 0: rank 0 reports
         return
-    driver.drive(sweep_dir, manifest)
-    records = _runs_table(sweep_dir, title=f"sweep {sweep_dir}")
-    _print_best_trial(sweep_dir)
-    if any(r.status in ("failed", "interrupted") for r in records):
+    if sweep.detached_pid is not None:
+        out.print(f"sweep of {sweep.manifest.size or '?'} job(s) started in the background (pid "
+                  f"{sweep.detached_pid}): {where}\n  follow it: optbench sweep status {where}"
+                  f"\n  its log:   {escape(str(sweep.directory / LOG))}", soft_wrap=True, highlight=False)
+        return
+    records = _runs_table(sweep.directory, title=f"sweep {sweep.directory}")
+    best = views.best_trial(sweep.directory)
+    if best:
+        out.print(best, highlight=False)
+    if any(r.status in (RunStatus.FAILED, RunStatus.INTERRUPTED) for r in records):
         raise typer.Exit(1)
 
 
@@ -114,7 +112,7 @@ def show(
     """Print the composed config of a run as YAML, without running it."""
     from omegaconf import OmegaConf
 
-    from optbench.launch import compose_checked
+    from optbench.sweeps.launch import compose_checked
 
     cfg = compose_checked(list(overrides or []))
     cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
@@ -131,27 +129,14 @@ def memory(
 
     [dim]optbench memory task=llama1b optimizer=galore precision=bf16[/]
     """
-    from optbench.launch import compose_checked
-    from optbench.runner.memory_estimate import estimate, published
+    from optbench import views
+    from optbench.sweeps.launch import compose_checked
+    from optbench.tools.memory import estimate, published
 
     cfg = compose_checked(list(overrides or []))
     choices = cfg.hydra.runtime.choices
-    result = estimate(cfg)
-    table = Table(title=f"{choices.task} / {choices.optimizer}, {cfg.precision.value} "
-                        f"({result.parameters:,} parameters)", title_justify="left")
-    table.add_column("memory")
-    table.add_column("bytes", justify="right")
-    table.add_column("GB (10⁹)", justify="right")
-    rows = [("weights", result.weights), ("gradients", result.gradients),
-            ("optimizer states", result.optimizer_states), ("total", result.total),
-            ("weights + states", result.weights + result.optimizer_states)]
-    for name, count in rows:
-        table.add_row(name, f"{count:,}", f"{count / 1e9:.3f}")
-    paper = published(choices.task, choices.optimizer)
-    if paper is not None:
-        table.add_row(f"{paper.method}, published", "", f"{paper.gigabytes:.2f}", style="dim")
-        table.caption = f"published: {paper.source}"
-    out.print(table)
+    out.print(views.memory_table(choices.task, choices.optimizer, cfg.precision.value, estimate(cfg),
+                                 published(choices.task, choices.optimizer)))
 
 
 @app.command()
@@ -163,17 +148,12 @@ def sharpness(
     trace: Annotated[bool, typer.Option(help="Also estimate the Hessian trace (Hutchinson).")] = True,
 ) -> None:
     """Top Hessian eigenvalues and trace of a saved checkpoint, with the optimizer's threshold."""
-    from optbench.diagnostics.saved import checkpoint_spectrum
+    from optbench import views
     from optbench.runner.run_dir import RunDir
-    from optbench.runner.sinks.console import format_value
+    from optbench.tools.sharpness import checkpoint_spectrum
 
     saved_step, metrics = checkpoint_spectrum(RunDir(run_dir), step, k, trace)
-    table = Table(title=f"{run_dir} at step {saved_step}", title_justify="left", show_header=False)
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    for key, value in metrics.items():
-        table.add_row(key, format_value(value))
-    out.print(table)
+    out.print(views.metrics_table(f"{run_dir} at step {saved_step}", metrics))
 
 
 @app.command(name="list")
@@ -182,105 +162,26 @@ def list_plugins(
     what: Annotated[str, typer.Argument(help="optimizers, tasks, schedules or loggers")] = "optimizers",
 ) -> None:
     """List the optimizers or tasks (or schedules, loggers) with their key settings."""
+    from optbench import views
     from optbench.catalog import GROUPS, entries
 
     if what not in GROUPS:
         raise OptbenchError(f"cannot list {what!r}; accepted: {', '.join(GROUPS)}")
-    table = Table(title=what, title_justify="left")
-    table.add_column("name", style="bold cyan")
-    table.add_column("description")
-    table.add_column("key settings", style="dim")
-    for entry in entries(GROUPS[what]):
-        table.add_row(entry.name, escape(entry.description), escape(entry.settings))
-    out.print(table)
-
-
-_STATUS_STYLE = {"completed": "green", "diverged": "yellow", "failed": "red",
-                 "running": "cyan", "interrupted": "magenta", "queued": "dim"}
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.2f}s"
-    minutes, seconds = divmod(round(seconds), 60)
-    return f"{minutes}m{seconds:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
-
-
-def _records_table(records: list[Any], root: Path, title: str, reasons: bool = False) -> Table:
-    """Runs as rows; a sweep's jobs by number and overrides, other runs by dir, task, optimizer."""
-    from optbench.runner.sinks.console import format_value
-    from optbench.sweeps.collect import choices, distinguishing
-
-    sweep = any(r.job is not None for r in records)
-    if sweep:  # name each job by what sets it apart
-        varied = distinguishing([choices(r) for r in records])
-    table = Table(title=title or None, title_justify="left")
-    left = ["job", "overrides"] if sweep else ["run dir", "task", "optimizer", "seed"]
-    right = ["status", "steps", "train/loss", "wall time", *(["reason"] if reasons else [])]
-    for column in left + right:
-        table.add_column(column, overflow="fold" if column in ("run dir", "overrides", "reason") else "ellipsis",
-                         justify="right" if column in ("job", "seed", "steps", "train/loss", "wall time") else "left")
-    for r in records:
-        if sweep:
-            cells = [str(r.job), escape(" ".join(o for o in r.overrides if o.lstrip("+~").split("=", 1)[0] in varied))]
-        else:
-            where = escape(str(r.path.relative_to(root))) if r.path != root else "."
-            cells = [where, r.task or "-", r.optimizer or "-", "-" if r.seed is None else str(r.seed)]
-        style = _STATUS_STYLE.get(r.status, "")
-        cells += [f"[{style}]{r.status}[/]" if style else r.status,
-                  "-" if r.steps is None else str(r.steps),
-                  "-" if r.train_loss is None else format_value(r.train_loss),
-                  "-" if r.wall_seconds is None else _duration(r.wall_seconds)]
-        if reasons:
-            cells.append(escape(r.reason or ""))
-        table.add_row(*cells)
-    return table
+    rows = [[entry.name, entry.description, entry.settings] for entry in entries(GROUPS[what])]
+    out.print(views.listing_table(what, ["name", "description", "key settings"], rows))
 
 
 def _runs_table(root: Path, title: str) -> list[Any]:
+    from optbench import views
+    from optbench.contract import RunStatus
     from optbench.sweeps.collect import find_runs
 
     records = find_runs(root)
-    out.print(_records_table(records, root, f"{title}: {len(records)} run(s)"))
+    out.print(views.records_table(records, root, f"{title}: {len(records)} run(s)"))
     for r in records:
-        if r.status == "failed":
-            err.print(f"[red]failed[/] {r.path}: {escape(str(r.reason))}", highlight=False,
-                      soft_wrap=True)
+        if r.status == RunStatus.FAILED:
+            err.print(f"[red]failed[/] {r.path}: {escape(str(r.reason))}", highlight=False, soft_wrap=True)
     return records
-
-
-def _groups_table(root: Path) -> None:
-    from optbench.runner.sinks.console import format_value
-    from optbench.sweeps.aggregate import group_by_config, metrics_present
-    from optbench.sweeps.collect import find_runs
-
-    records = find_runs(root)
-    groups = group_by_config(records)
-    metrics = metrics_present(records)
-    table = Table(title=f"{root}: {len(groups)} config(s), mean ± 95% CI over seeds", title_justify="left")
-    labels = list(groups[0].label) if groups else []
-    for column in [*labels, "completed", *metrics]:
-        table.add_column(column, justify="left" if column in labels else "right")
-    for group in groups:
-        cells = [escape(format_value(group.label[k])) for k in labels]
-        cells.append(f"{len(group.completed)}/{len(group.records)}")
-        for metric in metrics:
-            e = group.estimate(metric)
-            cells.append("-" if e is None else f"{e.mean:.4g}" + ("" if e.half_width is None else f" ± {e.half_width:.2g}"))
-        table.add_row(*cells)
-    out.print(table)
-
-
-def _print_best_trial(sweep_dir: Path) -> None:
-    """What Hydra's Optuna sweeper found, when this sweep used it."""
-    import yaml
-
-    results = sweep_dir / "optimization_results.yaml"
-    if results.exists():
-        best = yaml.safe_load(results.read_text())
-        if "best_params" in best:
-            params = " ".join(f"{k}={v}" for k, v in best["best_params"].items())
-            out.print(f"best trial: {escape(params)} -> {best['best_value']:.6g}", highlight=False)
 
 
 def _directory(directory: Path, what: str) -> Path:
@@ -298,7 +199,10 @@ def runs(
     """Table of the runs under DIRECTORY: task, optimizer, seed, status, steps, final loss, wall time."""
     _directory(directory, "run dirs")
     if group:
-        _groups_table(directory)
+        from optbench import views
+        from optbench.sweeps.collect import find_runs
+
+        out.print(views.groups_table(directory, find_runs(directory)))
     else:
         _runs_table(directory, title=str(directory))
 
@@ -328,6 +232,8 @@ def status(
     """Each job of a sweep: queued, running, completed, diverged, failed or interrupted, and why."""
     import time
 
+    from optbench import views
+
     current = _sweep(directory)
     while wait and current.active:
         time.sleep(interval)
@@ -337,7 +243,7 @@ def status(
     out.print(f"sweep {escape(str(directory))} ({m.launcher} launcher, {m.sweeper} sweeper, driver "
               f"{current.driver}): {len(current.records)}{'' if m.size is None else f' of {m.size}'} "
               f"job(s): {counts}", soft_wrap=True, highlight=False)
-    out.print(_records_table(current.records, directory, title="", reasons=True))
+    out.print(views.records_table(current.records, directory, title="", reasons=True))
 
 
 @sweep_app.command()
@@ -378,16 +284,13 @@ def figure(
     [dim]optbench figure eos[/]
     [dim]optbench figure swan-vs-adam --scale paper hydra/launcher=slurm hydra.launcher.partition=gpu[/]
     """
+    from optbench import views
     from optbench.figures import preset
 
     if list_figures or name is None:
-        table = Table(title="figures", title_justify="left")
-        for column in ("name", "paper", "claim"):
-            table.add_column(column, style="bold cyan" if column == "name" else None)
-        for figure_name in preset.names():
-            found = preset.load(figure_name)
-            table.add_row(figure_name, escape(found.paper), escape(found.claim))
-        out.print(table)
+        found = [preset.load(figure_name) for figure_name in preset.names()]
+        rows = [[figure.name, figure.paper, figure.claim] for figure in found]
+        out.print(views.listing_table("figures", ["name", "paper", "claim"], rows))
         return
     if from_dir is not None and not from_dir.is_dir():
         raise OptbenchError(f"--from {from_dir} is not a directory; give a sweep dir (one with manifest.json)")

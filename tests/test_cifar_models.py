@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from optbench.optimizers.roles import ParamRole
+from optbench.contract import ParamRole
 from optbench.tasks.cifar.task import CifarTask
 
 SMALL = {"fc": {"width": 64}, "cnn": {"width": 16}, "resnet18": {"width": 8},

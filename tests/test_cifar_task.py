@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from optbench.config import compose
 from optbench.errors import OptbenchError
-from optbench.runner.build import check_config
+from optbench.runner.build import build_task
+from optbench.runner.config import compose
+from optbench.runner.spec import check, resolve
 from optbench.tasks.cifar.task import CifarTask
 
 CPU = torch.device("cpu")
@@ -50,7 +51,7 @@ def test_bad_arguments_are_refused_in_one_line(kwargs, message):
 ])
 def test_wrong_config_values_are_caught_before_any_data_is_read(override, message):
     with pytest.raises(OptbenchError, match=message):
-        check_config(compose(["task=cifar10", override]))
+        check(compose(["task=cifar10", override]))
 
 
 def test_data_errors_surface_at_prepare():
@@ -63,14 +64,14 @@ def test_data_errors_surface_at_prepare():
 @pytest.mark.parametrize("preset", ["cifar10", "cifar100", "cifar10_eos"])
 def test_presets_build_from_the_archive_root_and_run_on_synthetic_data(preset, monkeypatch):
     monkeypatch.setenv("CIFAR_ROOT", "/data/somewhere")
-    assert check_config(compose([f"task={preset}"])).task.root == "/data/somewhere"
+    assert build_task(resolve(compose([f"task={preset}"])).config.task).root == "/data/somewhere"
     overrides = ["task.data=synthetic", "task.synthetic_train=200", "task.synthetic_test=20",
                  "task.width=4"]
     if preset == "cifar10_eos":
         overrides += ["task.subset=100"]
     else:
         overrides += ["task.batch_size=16"]
-    task = check_config(compose([f"task={preset}", *overrides])).task
+    task = build_task(resolve(compose([f"task={preset}", *overrides])).config.task)
     task.prepare(CPU, torch.float32)
     model = task.build_model()
     batch = next(task.train_stream(seed=0))
@@ -79,7 +80,7 @@ def test_presets_build_from_the_archive_root_and_run_on_synthetic_data(preset, m
 
 
 def test_eos_preset_is_cohen_et_al_setting():
-    task = check_config(compose(["task=cifar10_eos", "task.data=synthetic"])).task
+    task = build_task(resolve(compose(["task=cifar10_eos", "task.data=synthetic"])).config.task)
     task.prepare(CPU, torch.float32)
     assert task.full_batch and task.augment is None and task.loss_kind == "mse"
     assert task.work_per_step() == 5000 == len(task.train_split)
@@ -153,10 +154,10 @@ def test_probe_batches_are_fixed_by_the_seed_and_not_augmented():
 
 
 def test_an_interrupted_run_resumes_bit_identically(tmp_path, monkeypatch):
-    from optbench.runner.job import execute
+    from helpers import run_config
+
+    from optbench.loggers.jsonl import read_metrics
     from optbench.runner.loop import Trainer
-    from optbench.runner.run_dir import RunDir
-    from optbench.runner.sinks.jsonl import read_metrics
 
     def run(run_dir):
         cfg = compose(["task=cifar10", "task.data=synthetic", "task.model=cnn", "task.width=8",
@@ -164,8 +165,7 @@ def test_an_interrupted_run_resumes_bit_identically(tmp_path, monkeypatch):
                        "task.batch_size=64", "optimizer=sgd", "optimizer.lr=0.05",
                        "logger=none", "train.steps=10", "train.log_every=1",
                        "train.checkpoint_every=3", "train.eval_every=5"])
-        execute(cfg, RunDir(run_dir), {"task": "cifar10", "optimizer": "sgd", "overrides": [],
-                                       "name": "t", "sweep": None})
+        run_config(cfg, run_dir, "cifar10", "sgd")
         return [r["train/loss"] for r in read_metrics(run_dir / "metrics.jsonl")
                 if "train/loss" in r]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import optbench
+from helpers import optbench
 
 
 def test_help_imports_no_heavy_library():

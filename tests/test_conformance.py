@@ -10,14 +10,13 @@ import copy
 
 import pytest
 import torch
-from conftest import Interrupted, interrupt_after_checkpoint
+from helpers import Interrupted, interrupt_after_checkpoint, run_config
 
-from optbench.config import compose, config_dir
-from optbench.optimizers.build import build_optimizer
-from optbench.optimizers.capabilities import needs_create_graph
-from optbench.runner.job import execute
+from optbench.contract import RunStatus, needs_create_graph
+from optbench.loggers.jsonl import read_metrics
+from optbench.runner.build import build_optimizer
+from optbench.runner.config import compose, config_dir
 from optbench.runner.run_dir import RunDir
-from optbench.runner.sinks.jsonl import read_metrics
 
 # every optimizer config, plus zoo optimizers that need more from the loop: a backward graph
 # (AdaHessian) and train/eval modes (Schedule-Free)
@@ -42,8 +41,7 @@ def _run(run_dir, optimizer, task, steps=STEPS):
     cfg = compose([f"task={task}", f"optimizer={optimizer.split()[0]}", *optimizer.split()[1:],
                    *SMALL_TASKS[task], "logger=none",
                    f"train.steps={steps}", "train.log_every=1", "train.checkpoint_every=4"])
-    meta = {"task": task, "optimizer": optimizer, "overrides": [], "name": "t", "sweep": "t"}
-    return execute(cfg, RunDir(run_dir), meta)
+    return run_config(cfg, run_dir, task, optimizer.split()[0])
 
 
 def _losses(run_dir):
@@ -55,7 +53,7 @@ def _losses(run_dir):
 def test_optimizer_on_task(tmp_path, optimizer, task):
     clean = tmp_path / "clean"
     outcome = _run(clean, optimizer, task)
-    assert outcome.status == "completed"
+    assert outcome.status == RunStatus.COMPLETED
     first_eval = read_metrics(clean / "metrics.jsonl")[0]["eval/loss"]
     assert outcome.final["eval/loss"] < first_eval, "the loss did not fall"
 
@@ -63,7 +61,7 @@ def test_optimizer_on_task(tmp_path, optimizer, task):
     interrupted = tmp_path / "interrupted"
     with interrupt_after_checkpoint(8), pytest.raises(Interrupted):
         _run(interrupted, optimizer, task)
-    assert RunDir(interrupted).status() == "failed"
+    assert RunDir(interrupted).status() == RunStatus.FAILED
     _run(interrupted, optimizer, task)
     assert _losses(interrupted) == _losses(clean)
 

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import losses, optbench, summary, wait_until
+from helpers import losses, optbench, summary, wait_until
 
-from optbench.config import compose
+from optbench.contract import share
 from optbench.errors import OptbenchError
-from optbench.runner.build import check_config
+from optbench.loggers.jsonl import read_metrics
+from optbench.runner.config import compose
 from optbench.runner.run_dir import RunDir
-from optbench.runner.sinks.jsonl import read_metrics
-from optbench.tasks.base import share
+from optbench.runner.spec import check
 from optbench.tasks.llama.data import IGNORE_INDEX, TokenBatch
 from optbench.tasks.llama.task import LlamaTask
 
@@ -131,10 +131,10 @@ def test_fsdp_refuses_whole_matrix_optimizers(tmp_path, monkeypatch):
     (["optimizer=zoo", "optimizer.name=adahessian"], "single process"),
 ])
 def test_what_processes_cannot_run_is_refused_under_torchrun_only(monkeypatch, args, match):
-    check_config(compose(args))  # one process: train.parallel has no effect
+    check(compose(args))  # one process: train.parallel has no effect
     _as_rank_0_of_2(monkeypatch)
     with pytest.raises(OptbenchError, match=match):
-        check_config(compose(args))
+        check(compose(args))
 
 
 def test_shares_split_the_rows_and_the_targets():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import optbench
+from helpers import optbench
 
 CASES = [
     (["optimizer=nope"], ["optimizer=nope", "available: ", "adamw", "galore", "sgd", "swan"]),

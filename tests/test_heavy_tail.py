@@ -8,10 +8,10 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from conftest import optbench, summary
+from helpers import optbench, summary
 
 from optbench.errors import OptbenchError
-from optbench.runner.sinks.jsonl import read_metrics
+from optbench.loggers.jsonl import read_metrics
 from optbench.tasks.heavy_tail import HeavyTail
 
 CPU = torch.device("cpu")

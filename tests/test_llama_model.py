@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from optbench.optimizers.roles import ParamRole
+from optbench.contract import ParamRole
 from optbench.tasks.llama.model import (
     INIT_STD,
     SIZES,
@@ -16,7 +16,7 @@ from optbench.tasks.llama.model import (
 )
 from optbench.tasks.llama.task import LlamaTask
 
-# references.md §1 (GaLore, untied embedding and head, vocab 32000), in millions.
+# docs/references.md §1 (GaLore, untied embedding and head, vocab 32000), in millions.
 REFERENCE_PARAMS_M = {
     "llama60m": 58.07,
     "llama130m": 134.11,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import optbench, summary
+from helpers import optbench, summary
 
-from optbench.runner.sinks.jsonl import read_metrics
+from optbench.loggers.jsonl import read_metrics
 
 
 @pytest.mark.slow

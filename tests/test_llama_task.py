@@ -192,7 +192,7 @@ def _config(path: Path) -> dict:
     """The task's constructor arguments as Hydra composes them (size presets nest them under task)."""
     from omegaconf import OmegaConf
 
-    from optbench.config import compose
+    from optbench.runner.config import compose
 
     cfg = OmegaConf.to_container(compose([f"task={path.stem}"]).task, resolve=True)
     assert isinstance(cfg, dict)

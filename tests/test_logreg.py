@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import optbench, summary
+from helpers import optbench, summary
 from sklearn.datasets import dump_svmlight_file
 from sklearn.linear_model import LogisticRegression as SkLogReg
 

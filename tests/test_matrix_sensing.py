@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import optbench, summary
+from helpers import optbench, summary
 
 from optbench.errors import OptbenchError
 from optbench.tasks.matrix_sensing import MatrixSensing

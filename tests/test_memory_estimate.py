@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
-import torch
-from conftest import optbench
+from helpers import optbench
 
-from optbench.config import compose
-from optbench.optimizers.build import build_optimizer
-from optbench.runner.build import build_task
+from optbench.runner.build import build
+from optbench.runner.config import compose
 from optbench.runner.memory import optimizer_state_bytes, param_bytes, tensor_bytes
-from optbench.runner.memory_estimate import estimate
+from optbench.runner.spec import resolve
+from optbench.tools.memory import estimate
 
 TASKS = {
     "matrix_sensing": ["task.n=12", "task.k=4", "task.r=2"],
@@ -28,17 +27,14 @@ def test_estimate_equals_the_bytes_of_a_real_step(task, optimizer):
                    if optimizer == "galore" else "seed=0", "logger=none"])
     estimated = estimate(cfg)
 
-    real_task = build_task(cfg)
-    real_task.prepare(torch.device("cpu"), torch.float32)
-    model = real_task.build_model()
-    optimizer_ = build_optimizer(cfg.optimizer, model, real_task.param_roles(model))
-    batch = next(real_task.train_stream(seed=0))[0]
-    real_task.loss(model, batch).backward()
-    optimizer_.step()
+    real = build(resolve(cfg))  # on the CPU, in fp32
+    batch = next(real.task.train_stream(seed=0))[0]
+    real.task.loss(real.model, batch).backward()
+    real.optimizer.step()
 
-    assert estimated.weights == param_bytes(model)
-    assert estimated.gradients == tensor_bytes(p.grad for p in model.parameters())
-    assert estimated.optimizer_states == optimizer_state_bytes(optimizer_)
+    assert estimated.weights == param_bytes(real.model)
+    assert estimated.gradients == tensor_bytes(p.grad for p in real.model.parameters())
+    assert estimated.optimizer_states == optimizer_state_bytes(real.optimizer)
 
 
 def test_galore_states_are_a_projector_and_two_low_rank_moments():

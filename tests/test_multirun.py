@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import optbench, summary
+from helpers import optbench, summary
 
 from optbench.sweeps.collect import find_runs
 

@@ -9,7 +9,15 @@ import sys
 import time
 
 import pytest
-from conftest import Interrupted, interrupt_after_checkpoint, losses, optbench, summary, wait_until
+from helpers import (
+    Interrupted,
+    interrupt_after_checkpoint,
+    losses,
+    optbench,
+    run_config,
+    summary,
+    wait_until,
+)
 
 from optbench.runner.run_dir import RunDir
 
@@ -56,15 +64,13 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, case):
 def test_a_run_killed_after_its_last_checkpoint_resumes_with_its_final_metrics(tmp_path):
     """Killed between the final checkpoint and summary.json: the rerun has no step left to take,
     yet reports the same final metrics as an undisturbed run (they are loop state)."""
-    from optbench.config import compose
-    from optbench.runner.job import execute
+    from optbench.runner.config import compose
 
     cfg = ["task=logreg", "task.batch_size=32", "logger=none", "train.steps=20", "train.checkpoint_every=10"]
-    meta = {"task": "logreg", "optimizer": "sgd", "overrides": [], "name": "t", "sweep": None}
-    clean = execute(compose(cfg), RunDir(tmp_path / "clean"), meta)
+    clean = run_config(compose(cfg), tmp_path / "clean")
     with interrupt_after_checkpoint(20), pytest.raises(Interrupted):
-        execute(compose(cfg), RunDir(tmp_path / "killed"), meta)
-    resumed = execute(compose(cfg), RunDir(tmp_path / "killed"), meta)
+        run_config(compose(cfg), tmp_path / "killed")
+    resumed = run_config(compose(cfg), tmp_path / "killed")
     timing = ("perf/", "mem/peak_bytes")
     assert {k: v for k, v in resumed.final.items() if not k.startswith(timing)} == \
         {k: v for k, v in clean.final.items() if not k.startswith(timing)}

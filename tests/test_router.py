@@ -7,8 +7,8 @@ import copy
 import torch
 from omegaconf import OmegaConf
 
-from optbench.optimizers.build import build_optimizer
-from optbench.optimizers.roles import ParamRole
+from optbench.contract import ParamRole
+from optbench.runner.build import build_optimizer
 from optbench.runner.memory import optimizer_state_bytes
 
 CONFIG = OmegaConf.create({

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import yaml
-from conftest import losses, optbench, summary
+from helpers import losses, optbench, summary
 
 METRIC_KEYS = {
     "train/loss", "opt/lr", "opt/grad_norm", "perf/step_seconds", "perf/examples_per_second",

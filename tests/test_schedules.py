@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from optbench.errors import OptbenchError
-from optbench.runner.schedules import WarmupConstant, WarmupCosine, WarmupLinear
+from optbench.schedules import WarmupConstant, WarmupCosine, WarmupLinear
 
 
 def test_warmup_then_cosine_to_the_floor():

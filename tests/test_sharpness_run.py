@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import Interrupted, interrupt_after_checkpoint, optbench, summary
+from helpers import Interrupted, interrupt_after_checkpoint, optbench, run_config, summary
 
-from optbench.config import compose
+from optbench.loggers.jsonl import read_metrics
 from optbench.runner.checkpoint import load_checkpoint
-from optbench.runner.job import execute
-from optbench.runner.run_dir import RunDir
-from optbench.runner.sinks.jsonl import read_metrics
+from optbench.runner.config import compose
 from optbench.tasks.logreg import LogisticRegression
 
 
@@ -56,11 +54,10 @@ def test_resume_with_a_warm_started_power_iteration_is_bit_identical(tmp_path):
     cfg = compose(["task=matrix_sensing", "task.k=3", "task.init_scale=0.3", "diagnostics=sharpness",
                    "diagnostics.method=power", "diagnostics.every=3", "train.steps=12",
                    "train.log_every=1", "train.checkpoint_every=6", "logger=none"])
-    meta = {"task": "matrix_sensing", "optimizer": "sgd", "overrides": [], "name": "t", "sweep": "t"}
-    execute(cfg, RunDir(tmp_path / "clean"), meta)
+    run_config(cfg, tmp_path / "clean")
     with interrupt_after_checkpoint(6), pytest.raises(Interrupted):
-        execute(cfg, RunDir(tmp_path / "resumed"), meta)
-    execute(cfg, RunDir(tmp_path / "resumed"), meta)
+        run_config(cfg, tmp_path / "resumed")
+    run_config(cfg, tmp_path / "resumed")
 
     def sharpness(name):
         return [(r["step"], r["sharpness/lambda_max"], r["sharpness/hvps"])

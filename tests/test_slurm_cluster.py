@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import optbench
+from helpers import optbench
 from slurm_cluster import PARTITION
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import optbench, summary, wait_until
+from helpers import optbench, summary, wait_until
 from scipy import stats
 
 from optbench.errors import OptbenchError
@@ -249,23 +249,23 @@ def test_submitit_local_sweep_detached_then_followed_and_collected(tmp_path: Pat
 
 def test_wandb_runs_grouped_by_sweep_with_job_type_and_tags(tmp_path: Path, monkeypatch) -> None:
     import wandb
-    from omegaconf import OmegaConf
 
-    from optbench.config import compose
-    from optbench.runner.job import _sinks
+    from optbench.runner.config import compose
+    from optbench.runner.execute import _sinks
+    from optbench.runner.spec import SweepJob, resolve
 
     calls = []
     monkeypatch.setattr(wandb, "init", lambda **kwargs: calls.append(kwargs))
     cfg = compose(["task=logreg", "optimizer=adam", "logger.tags=[mine]"])
-    meta = {"task": "logreg", "optimizer": "adam", "sweep": "2026-11-23/10-00-00", "name": "optimizer=adam"}
-    _sinks(cfg, OmegaConf.to_container(cfg, resolve=True), RunDir(tmp_path), 0, False, meta)
+    sweep = SweepJob(tmp_path / "multirun" / "2026-11-23" / "10-00-00", 0)
+    _sinks(resolve(cfg, tmp_path, task="logreg", optimizer="adam", name="optimizer=adam", sweep=sweep), 0, False)
     assert calls[0]["group"] == "2026-11-23/10-00-00"
     assert calls[0]["job_type"] == "adam" and calls[0]["tags"] == ["mine", "logreg", "adam"]
 
 
 def test_a_job_that_raises_is_recorded_and_the_others_go_on(tmp_path: Path, monkeypatch, capsys) -> None:
-    from optbench import launch
     from optbench.runner.loop import Trainer
+    from optbench.sweeps import launch
 
     original = Trainer._step
 

@@ -7,8 +7,8 @@ import copy
 import pytest
 import torch
 
-from optbench.config import compose
-from optbench.optimizers.build import build_optimizer
+from optbench.runner.build import build_optimizer
+from optbench.runner.config import compose
 
 REFERENCES = {
     "sgd": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0),

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from optbench.contract import Task
 from optbench.diagnostics.eigen import lanczos, power_iteration
 from optbench.diagnostics.hvp import LossHessian
 from optbench.diagnostics.precondition import adam_preconditioner, preconditioned
@@ -23,7 +24,6 @@ from optbench.diagnostics.thresholds import stability_threshold
 from optbench.diagnostics.trace import hutchinson_trace, hutchpp_trace
 from optbench.diagnostics.vectors import random_vector
 from optbench.errors import OptbenchError
-from optbench.tasks.base import Task
 
 
 @dataclass

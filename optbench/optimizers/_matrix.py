@@ -22,6 +22,8 @@ class MatrixOptimizer(Optimizer):
     out × (in·kh·kw), as the Muon reference does for conv filters: see :func:`as_matrix`.
     """
 
+    whole_matrices = True  # each update needs the whole matrix: no FSDP shards (optbench.contract)
+
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
         for p in self.param_groups[-1]["params"]:

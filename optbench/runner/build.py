@@ -1,32 +1,67 @@
-"""Building a run's objects from its config: the one path used by runs and by up-front checks."""
+"""The one build path: task -> model -> optimizer -> schedule (and probe), from a resolved
+:class:`~optbench.runner.spec.RunSpec`. Runs, ``optbench memory``, ``optbench sharpness`` and the
+figures all build through :func:`build`; :mod:`optbench.runner.spec` builds the same pieces on
+stand-ins to check a config without loading data.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
-from optbench.config import Parallel
+from optbench.contract import ParamRole, Task
 from optbench.diagnostics.probe import SharpnessProbe
-from optbench.errors import OptbenchError
-from optbench.optimizers.build import build_optimizer
-from optbench.optimizers.capabilities import needs_create_graph, needs_whole_matrices
-from optbench.optimizers.roles import ParamRole
-from optbench.plugins import check_arguments, instantiate, locate_target
+from optbench.optimizers.router import RoleRouter
 from optbench.runner import distributed
-from optbench.runner.device import resolve_device
+from optbench.runner.device import param_dtype
+from optbench.runner.plugins import instantiate
 from optbench.runner.seeding import derive_seed
-from optbench.tasks.base import Task
+
+if TYPE_CHECKING:
+    from optbench.runner.spec import RunSpec
 
 
-def build_task(cfg: DictConfig) -> Task:
-    task = instantiate("task", cfg.task)
+def build_task(node: DictConfig) -> Task:
+    """The task of a ``task`` config node, constructed (its arguments checked), no data loaded."""
+    task = instantiate("task", node)
     if not isinstance(task, Task):
-        raise TypeError(f"task._target_ {cfg.task._target_} does not implement optbench Task")
+        raise TypeError(f"task._target_ {node._target_} does not implement optbench.contract.Task")
     return task
+
+
+def param_groups(model: nn.Module, roles: dict[str, ParamRole]) -> list[dict]:
+    """One group per role present, in ``ParamRole`` order, each tagged ``{"role": ...}``."""
+    by_role: dict[ParamRole, list[nn.Parameter]] = {role: [] for role in ParamRole}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            by_role[ParamRole(roles[name])].append(p)
+    return [{"params": ps, "role": role.value} for role, ps in by_role.items() if ps]
+
+
+def build_optimizer(node: DictConfig, model: nn.Module, roles: dict[str, ParamRole]) -> torch.optim.Optimizer:
+    """The optimizer of an ``optimizer`` config node over ``model``'s parameters, by role.
+
+    A node with a ``fallback`` routes ``matrix`` parameters to its own ``_target_`` and every
+    other role (embedding, head, vector) to the fallback (``optimizer.fallback.lr=...`` sets it).
+    """
+    groups = param_groups(model, roles)
+    fallback = node.get("fallback")
+    if fallback is None:
+        return instantiate("optimizer", node, groups, skip=("params",))
+    main = OmegaConf.masked_copy(node, [key for key in node if key != "fallback"])
+    matrix = [g for g in groups if g["role"] == ParamRole.MATRIX.value]
+    others = [g for g in groups if g["role"] != ParamRole.MATRIX.value]
+    parts = {}
+    if matrix:
+        parts["matrix"] = instantiate("optimizer", main, matrix, skip=("params",))
+    if others:
+        parts["fallback"] = instantiate("optimizer.fallback", fallback, others, skip=("params",))
+    return RoleRouter(parts)
 
 
 def build_schedule(cfg: DictConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
@@ -40,58 +75,35 @@ def build_probe(cfg: DictConfig) -> SharpnessProbe | None:
     return instantiate("diagnostics", cfg.diagnostics, seed=derive_seed(cfg.seed, "probe"))
 
 
-def _check_parallel(cfg: DictConfig, optimizer: torch.optim.Optimizer, probe: SharpnessProbe | None) -> None:
-    """Refuse, before the processes of a torchrun launch meet, what they cannot run."""
-    if needs_create_graph(optimizer):
-        raise OptbenchError("this optimizer differentiates through the gradient (AdaHessian, Sophia-H), "
-                            "which DDP and FSDP do not support; run it in a single process, without torchrun")
-    if cfg.train.parallel != Parallel.fsdp:
-        return
-    if needs_whole_matrices(optimizer):
-        raise OptbenchError(
-            f"train.parallel=fsdp gives each process a shard of every matrix, but "
-            f"{cfg.optimizer._target_.rsplit('.', 1)[-1]} updates whole matrices; "
-            "use train.parallel=ddp, or an elementwise optimizer such as adamw"
-        )
-    if probe is not None:
-        raise OptbenchError("train.parallel=fsdp gives each process a shard of every matrix, but curvature "
-                            "probes (diagnostics) need whole ones; use train.parallel=ddp")
-
-
 @dataclass
-class CheckedConfig:
+class Built:
     task: Task
-    device: torch.device
+    model: nn.Module
+    #: what training steps run through: ``model`` in one process; under torchrun a DDP wrapper
+    #: of it, or ``model`` itself sharded by FSDP (see :func:`distributed.parallelize`)
+    parallel: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LambdaLR
     probe: SharpnessProbe | None
 
 
-def check_config(cfg: DictConfig) -> CheckedConfig:
-    """Raise OptbenchError for anything wrong in ``cfg`` that can be found without loading data:
-    task arguments, optimizer hyperparameters (built on a stand-in parameter of each role),
-    schedule, logger options, device, cadences, and under torchrun what several processes
-    cannot run. A token budget is turned into ``train.steps`` here."""
-    train = cfg.train
-    for key in ("steps", "log_every", "eval_every", "checkpoint_every"):
-        if train[key] < 1:
-            raise OptbenchError(f"train.{key}={train[key]} must be a positive integer")
-    device = resolve_device(cfg.device)
-    task = build_task(cfg)
-    if train.tokens is not None:
-        per_step = task.work_per_step()
-        if not per_step:
-            raise OptbenchError("train.tokens needs a task with a fixed number of tokens per step; "
-                                "set train.steps instead")
-        train.steps = math.ceil(train.tokens / per_step)
-    stand_in = torch.nn.ParameterDict(
-        {role.value: torch.nn.Parameter(torch.zeros(2, 2)) for role in ParamRole}
-    )
-    optimizer = build_optimizer(cfg.optimizer, stand_in, {r.value: r for r in ParamRole})
-    build_schedule(cfg, optimizer)
-    probe = build_probe(cfg)
-    if distributed.world_size() > 1:
-        _check_parallel(cfg, optimizer, probe)
-    if cfg.logger and cfg.logger.get("_target_"):
-        options = OmegaConf.to_container(cfg.logger, resolve=True)
-        options = {k: v for k, v in options.items() if not k.startswith("_")}
-        check_arguments("logger", locate_target("logger", cfg.logger), options)
-    return CheckedConfig(task, device, probe)
+def build(spec: RunSpec, *, meta_dtype: torch.dtype | None = None) -> Built:
+    """Build the run of ``spec``: the task prepares its data on the spec's device, the model is
+    initialised from the run's model seed and parallelised, then the optimizer, schedule and probe.
+
+    With ``meta_dtype``, the model is built on the meta device in that dtype instead, and no data
+    is loaded: memory can then be counted for any model size without allocating it.
+    """
+    cfg = spec.config
+    task = build_task(cfg.task)
+    if meta_dtype is not None:
+        with torch.device("meta"):
+            model = parallel = task.build_model().to(meta_dtype)
+    else:
+        dtype = param_dtype(cfg.precision)
+        task.prepare(spec.device, dtype)
+        torch.manual_seed(derive_seed(cfg.seed, "model"))
+        model = task.build_model().to(device=spec.device, dtype=dtype)
+        parallel = distributed.parallelize(model, cfg.train.parallel)  # before the optimizer
+    optimizer = build_optimizer(cfg.optimizer, model, task.param_roles(model))
+    return Built(task, model, parallel, optimizer, build_schedule(cfg, optimizer), build_probe(cfg))

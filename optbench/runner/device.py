@@ -7,9 +7,9 @@ import re
 
 import torch
 
-from optbench.config import Precision
 from optbench.errors import OptbenchError
 from optbench.runner import distributed
+from optbench.runner.config import Precision
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 

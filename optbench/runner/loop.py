@@ -1,5 +1,5 @@
 """The training loop: batch -> loss -> backward -> clip -> step -> schedule, with logging,
-evaluation and checkpoints at their cadences (DESIGN.md §2).
+evaluation and checkpoints at their cadences (docs/architecture.md §2).
 
 The training clock (``perf/step_seconds``) covers the steps alone: evaluation and checkpoints run
 between clock intervals. ``train/loss`` is the mean loss over the steps since the last log.
@@ -17,16 +17,15 @@ import torch
 from omegaconf import DictConfig
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from optbench.diagnostics.probe import SharpnessProbe
-from optbench.optimizers.capabilities import has_train_eval_modes, needs_create_graph
+from optbench import contract
+from optbench.contract import BatchStream, RunStatus, Sink, has_train_eval_modes, needs_create_graph
 from optbench.runner import distributed, memory
+from optbench.runner.build import Built
 from optbench.runner.checkpoint import save_checkpoint
 from optbench.runner.device import autocast
 from optbench.runner.perf import peak_flops
 from optbench.runner.run_dir import RunDir
 from optbench.runner.seeding import restore_rng_states, rng_states
-from optbench.runner.sinks import Sink
-from optbench.tasks.base import BatchStream, Task
 
 
 @dataclass
@@ -46,39 +45,26 @@ class LoopState:
 
 @dataclass
 class Outcome:
-    status: str  # completed | diverged
+    status: RunStatus  # completed or diverged
     reason: str | None = None
     final: dict[str, float] = field(default_factory=dict)
 
 
 class Trainer:
-    def __init__(
-        self,
-        cfg: DictConfig,
-        task: Task,
-        model: torch.nn.Module,
-        optimizer: torch.optim.Optimizer,
-        scheduler: torch.optim.lr_scheduler.LRScheduler,
-        stream: BatchStream,
-        device: torch.device,
-        run_dir: RunDir,
-        probe: SharpnessProbe | None = None,
-        parallel: torch.nn.Module | None = None,
-    ) -> None:
-        """``parallel``: the module training steps run through under torchrun (a DDP wrapper of
-        ``model``, or ``model`` itself sharded by FSDP); see :func:`distributed.parallelize`."""
+    def __init__(self, cfg: DictConfig, built: Built, stream: BatchStream, device: torch.device,
+                 run_dir: RunDir) -> None:
         self.cfg, self.train_cfg = cfg, cfg.train
-        self.task, self.model, self.optimizer, self.scheduler = task, model, optimizer, scheduler
-        self.stream, self.device, self.run_dir, self.probe = stream, device, run_dir, probe
-        self.parallel = model if parallel is None else parallel
+        self.task, self.model, self.optimizer = built.task, built.model, built.optimizer
+        self.scheduler, self.probe, self.parallel = built.schedule, built.probe, built.parallel
+        self.stream, self.device, self.run_dir = stream, device, run_dir
         # training steps may run compiled; evaluation, probes and checkpoints use the module itself
         self.forward_model = torch.compile(self.parallel) if cfg.train.compile else self.parallel
         self.peaks = memory.PeakTracker(device)
-        flops, peak = task.flops_per_work(), peak_flops(device)
+        flops, peak = self.task.flops_per_work(), peak_flops(device)
         self.mfu_scale = flops / peak if flops and peak else None  # mfu = work/s × this
-        self.params = [p for p in model.parameters() if p.requires_grad]
-        self.create_graph = needs_create_graph(optimizer)
-        self.modes = has_train_eval_modes(optimizer)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.create_graph = needs_create_graph(self.optimizer)
+        self.modes = has_train_eval_modes(self.optimizer)
         self.state = LoopState()
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -138,13 +124,13 @@ class Trainer:
         measured: dict[str, float] = {}
         clip = self.train_cfg.grad_clip
         if clip is not None:
-            measured["opt/grad_norm"] = torch.nn.utils.clip_grad_norm_(self.params, clip)
+            measured[contract.GRAD_NORM] = torch.nn.utils.clip_grad_norm_(self.params, clip)
         elif measure:
             grads = [p.grad for p in self.params if p.grad is not None]
-            measured["opt/grad_norm"] = torch.nn.utils.get_total_norm(grads)
+            measured[contract.GRAD_NORM] = torch.nn.utils.get_total_norm(grads)
         if measure:
-            measured["opt/lr"] = self.scheduler.get_last_lr()[0]
-            measured["mem/grad_bytes"] = memory.tensor_bytes(
+            measured[contract.LR] = self.scheduler.get_last_lr()[0]
+            measured[contract.GRAD_BYTES] = memory.tensor_bytes(
                 p.grad for p in self.params if p.grad is not None)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -164,19 +150,20 @@ class Trainer:
     # -- logging -----------------------------------------------------------------------------
     def _train_metrics(self, measured: dict[str, float], seconds: float) -> dict[str, float]:
         s = self.state
+        throughput = contract.throughput(self.task.work_unit)
         metrics = {
-            "train/loss": (s.interval_loss / s.interval_steps).item(),
+            contract.TRAIN_LOSS: (s.interval_loss / s.interval_steps).item(),
             **{k: v.item() if isinstance(v, torch.Tensor) else v for k, v in measured.items()},
-            "perf/step_seconds": seconds / s.interval_steps,
-            f"perf/{self.task.work_unit}_per_second": s.interval_work / seconds if seconds else 0.0,
-            "mem/param_bytes": memory.param_bytes(self.model),
-            "mem/optimizer_state_bytes": memory.optimizer_state_bytes(self.optimizer),
-            "mem/peak_bytes": self.peaks.training(),
+            contract.STEP_SECONDS: seconds / s.interval_steps,
+            throughput: s.interval_work / seconds if seconds else 0.0,
+            contract.PARAM_BYTES: memory.param_bytes(self.model),
+            contract.OPTIMIZER_STATE_BYTES: memory.optimizer_state_bytes(self.optimizer),
+            contract.PEAK_BYTES: self.peaks.training(),
         }
         if self.mfu_scale is not None:
-            metrics["perf/mfu"] = metrics[f"perf/{self.task.work_unit}_per_second"] * self.mfu_scale
+            metrics[contract.MFU] = metrics[throughput] * self.mfu_scale
         if self.task.work_unit == "tokens":
-            metrics["tokens"] = s.work
+            metrics[contract.TOKENS] = s.work
         s.interval_loss, s.interval_steps, s.interval_work = None, 0, 0
         return metrics
 
@@ -205,7 +192,7 @@ class Trainer:
         """A curvature probe at the current weights, with its own peak memory."""
         metrics, peak = self.peaks.probe(
             lambda: self.probe(self.task, self.model, self.optimizer, self.state.step))
-        return {**metrics, "mem/probe_peak_bytes": peak}
+        return {**metrics, contract.PROBE_PEAK_BYTES: peak}
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self, sinks: list[Sink]) -> Outcome:
@@ -240,10 +227,10 @@ class Trainer:
             if log_now:
                 metrics = self._train_metrics(measured, clock)
                 clock = 0.0
-                reason = distributed.agree(self._divergence(metrics["train/loss"]))
+                reason = distributed.agree(self._divergence(metrics[contract.TRAIN_LOSS]))
                 if reason:
                     emit(s.step, metrics)
-                    return Outcome("diverged", reason, dict(self.state.latest))
+                    return Outcome(RunStatus.DIVERGED, reason, dict(self.state.latest))
             if eval_now:
                 metrics.update(self.evaluate())
             if probe_now:
@@ -256,4 +243,4 @@ class Trainer:
             if pause:
                 clock_start = time.perf_counter()
         s.wall_seconds = wall_before + time.perf_counter() - session_start
-        return Outcome("completed", None, dict(self.state.latest))
+        return Outcome(RunStatus.COMPLETED, None, dict(self.state.latest))

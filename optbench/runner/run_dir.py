@@ -1,40 +1,35 @@
 """The run directory: its files, atomic writes, and the status of the run it holds.
 
-Layout (DESIGN.md §3): config.yaml, overrides.yaml, env.json, metrics.jsonl, summary.json,
-checkpoint.pt, wandb/. ``summary.json`` is written when the run starts (status ``running``,
-with the owner's host and pid) and replaced atomically when it ends.
+Layout (docs/architecture.md §3): config.yaml, overrides.yaml, env.json, metrics.jsonl, summary.json,
+checkpoint.pt, wandb/; ``summary.json`` holds a :class:`optbench.contract.Summary`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
-import stat
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-FINISHED = ("completed", "diverged")  # a run in one of these states is done: never recomputed
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-_FILE_MODE = (stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IWGRP | stat.S_IROTH | stat.S_IWOTH) & ~_UMASK
+from optbench.contract import RunStatus, Summary
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write through a temp file in the same directory, fsync, then rename over ``path``."""
+    """Write through a temp file in the same directory, fsync, then rename over ``path``. The
+    temp file is created with mode 0666, so the process's umask gives it the usual mode."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600 files; give the usual umask-based mode
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -60,15 +55,18 @@ class RunDir:
     def kept_checkpoint(self, step: int) -> Path:
         return self.path / "checkpoints" / f"step_{step}.pt"
 
-    def read_summary(self) -> dict[str, Any] | None:
+    def read_summary(self) -> Summary | None:
         try:
-            return read_json(self.summary)
+            return Summary.from_json(read_json(self.summary))
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
-    def status(self, summary: dict[str, Any] | None = None) -> str | None:
-        """``completed``, ``diverged``, ``failed``, ``running``, ``interrupted``, or None if empty;
-        ``summary``: the one a caller has just read (else it is read here).
+    def write_summary(self, summary: Summary) -> None:
+        write_json(self.summary, summary.to_json())
+
+    def status(self, summary: Summary | None = None) -> RunStatus | None:
+        """The status of the run held here, or None if empty; ``summary``: the one a caller has
+        just read (else it is read here).
 
         A ``running`` summary reads as ``interrupted`` when its process is gone (killed, crashed)
         on this host, or when it belongs to this very SLURM job (SLURM requeued it after a time
@@ -76,15 +74,14 @@ class RunDir:
         """
         summary = summary if summary is not None else self.read_summary()
         if summary is None:
-            return "interrupted" if self.checkpoint.exists() else None
-        status = summary.get("status")
-        if status != "running":
-            return status
-        if summary.get("host") == socket.gethostname() and not pid_alive(summary.get("pid")):
-            return "interrupted"
-        if summary.get("slurm_job") and summary["slurm_job"] == slurm_job():
-            return "interrupted"
-        return status
+            return RunStatus.INTERRUPTED if self.checkpoint.exists() else None
+        if summary.status != RunStatus.RUNNING:
+            return summary.status
+        if summary.host == socket.gethostname() and not pid_alive(summary.pid):
+            return RunStatus.INTERRUPTED
+        if summary.slurm_job and summary.slurm_job == slurm_job():
+            return RunStatus.INTERRUPTED
+        return summary.status
 
 
 def slurm_job() -> str | None:

@@ -13,6 +13,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
+from optbench.contract import RunStatus
 from optbench.runner.identity import semantic
 from optbench.sweeps.collect import RunRecord, choices, distinguishing
 
@@ -34,7 +35,7 @@ class Group:
 
     @property
     def completed(self) -> list[RunRecord]:
-        return [r for r in self.records if r.status == "completed"]
+        return [r for r in self.records if r.status == RunStatus.COMPLETED]
 
     def estimate(self, metric: str) -> Estimate | None:
         values = [float(r.final[metric]) for r in self.completed

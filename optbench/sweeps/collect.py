@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from optbench.contract import TRAIN_LOSS, RunStatus, Summary
+from optbench.loggers.jsonl import read_metrics
 from optbench.runner.run_dir import RunDir
-from optbench.runner.sinks.jsonl import read_metrics
 from optbench.sweeps.manifest import Manifest, is_sweep, jobs, read_manifest
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 @dataclass
 class RunRecord:
     path: Path | None  # None: a sweep job not started yet
-    status: str
+    status: RunStatus
     task: str | None = None
     optimizer: str | None = None
     seed: int | None = None
@@ -43,23 +44,22 @@ class RunRecord:
 
 def read_run(run_dir: RunDir, job: int | None = None, overrides: list[str] | None = None) -> RunRecord:
     read = run_dir.read_summary()
-    summary = read or {}
-    final = summary.get("final") or {}
-    steps, loss = summary.get("steps"), final.get("train/loss")
+    summary = read or Summary(RunStatus.RUNNING)
+    final = summary.final
+    steps, loss = summary.steps, final.get(TRAIN_LOSS)
     if steps is None or loss is None:  # unfinished: read what the metrics say so far
         logged = read_metrics(run_dir.metrics) if run_dir.metrics.exists() else []
         if logged:
             steps = logged[-1]["step"] if steps is None else steps
-            losses = [r["train/loss"] for r in logged if "train/loss" in r]
+            losses = [r[TRAIN_LOSS] for r in logged if TRAIN_LOSS in r]
             loss = losses[-1] if losses and loss is None else loss
     config = yaml.safe_load(run_dir.config.read_text()) if run_dir.config.exists() else {}
     if overrides is None and run_dir.overrides.exists():
         overrides = yaml.safe_load(run_dir.overrides.read_text())
     return RunRecord(
-        path=run_dir.path, status=run_dir.status(read) or "running", task=summary.get("task"),
-        optimizer=summary.get("optimizer"), seed=summary.get("seed"), steps=steps, train_loss=loss,
-        wall_seconds=summary.get("wall_seconds"), reason=summary.get("reason"),
-        run_id=summary.get("run_id"), job=job, overrides=list(overrides or []), config=config or {},
+        path=run_dir.path, status=run_dir.status(read) or RunStatus.RUNNING, task=summary.task,
+        optimizer=summary.optimizer, seed=summary.seed, steps=steps, train_loss=loss,
+        wall_seconds=summary.wall_seconds, reason=summary.reason, run_id=summary.run_id, job=job, overrides=list(overrides or []), config=config or {},
         final=final,
     )
 
@@ -80,7 +80,7 @@ def find_runs(root: str | os.PathLike[str]) -> list[RunRecord]:
 def sweep_runs(sweep_dir: Path, manifest: Manifest | None) -> list[RunRecord]:
     """The jobs of the sweep in ``sweep_dir``, in job order; queued ones have no run dir yet."""
     return [read_run(RunDir(j.run_dir), j.num, j.overrides) if j.run_dir is not None
-            else RunRecord(path=None, status="queued", job=j.num, overrides=j.overrides)
+            else RunRecord(path=None, status=RunStatus.QUEUED, job=j.num, overrides=j.overrides)
             for j in jobs(sweep_dir, manifest)]
 
 
@@ -119,7 +119,7 @@ def results_frame(records: list[RunRecord]) -> pd.DataFrame:
 
     rows = []
     for r in records:
-        row: dict[str, Any] = {"job": r.job, "run_id": r.run_id, "status": r.status, "reason": r.reason,
+        row: dict[str, Any] = {"job": r.job, "run_id": r.run_id, "status": r.status.value, "reason": r.reason,
                                "task": r.task, "optimizer": r.optimizer, "seed": r.seed}
         row.update(choices(r))
         row.update(steps=r.steps, wall_seconds=r.wall_seconds, run_dir=str(r.path) if r.path else None)

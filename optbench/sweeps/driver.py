@@ -11,13 +11,36 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from optbench.runner import distributed
+from optbench.sweeps.launch import launch, prepare
 from optbench.sweeps.manifest import Manifest, read_manifest, write_manifest
 
 LOG = "driver.log"
+
+
+@dataclass
+class Sweep:
+    directory: Path
+    manifest: Manifest | None  # None in the processes of a torchrun launch but rank 0
+    detached_pid: int | None = None  # the background driver's, with ``detach``
+
+
+def run_sweep(overrides: list[str], detach: bool = False) -> Sweep:
+    """Check every value of the sweep ``overrides`` describe, then run it here (or, with
+    ``detach``, in the background): what ``optbench run -m`` and ``optbench figure`` do."""
+    hydra_args, cfg, sweep_dir = prepare(overrides, multirun=True)
+    if not distributed.is_main():  # under torchrun rank 0 alone records the sweep; all train its jobs
+        launch(["--multirun", *hydra_args])
+        return Sweep(sweep_dir, None)
+    manifest = plan(hydra_args, cfg)
+    if detach:
+        return Sweep(sweep_dir, manifest, start_detached(sweep_dir, manifest))
+    drive(sweep_dir, manifest)
+    return Sweep(sweep_dir, manifest)
 
 
 def plan(hydra_args: list[str], cfg: Any) -> Manifest:
@@ -39,8 +62,6 @@ def plan(hydra_args: list[str], cfg: Any) -> Manifest:
 
 def drive(sweep_dir: Path, manifest: Manifest) -> None:
     """Run the sweep here, recording this process as its driver."""
-    from optbench.launch import launch
-
     manifest = manifest.with_driver()
     write_manifest(sweep_dir, manifest)
     try:
@@ -49,7 +70,7 @@ def drive(sweep_dir: Path, manifest: Manifest) -> None:
         write_manifest(sweep_dir, replace(manifest, ended=time.time()))
 
 
-def detach(sweep_dir: Path, manifest: Manifest) -> int:
+def start_detached(sweep_dir: Path, manifest: Manifest) -> int:
     """Start the sweep in a background process of its own session; return its pid."""
     sweep_dir.mkdir(parents=True, exist_ok=True)
     write_manifest(sweep_dir, manifest)

@@ -4,46 +4,59 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
+from optbench.contract import RunStatus
 from optbench.runner.run_dir import pid_alive
 from optbench.sweeps.collect import RunRecord, sweep_runs
 from optbench.sweeps.manifest import Manifest, read_manifest
 
-STATES = ("queued", "running", "completed", "diverged", "failed", "interrupted")
+
+class DriverState(str, Enum):
+    """The process that runs a sweep's jobs."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    GONE = "gone"  # killed before it finished
+    UNKNOWN = "unknown"  # on another host: cannot be checked from here
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass
 class SweepStatus:
     manifest: Manifest
-    driver: str  # running | finished | gone (killed before it finished) | unknown (another host)
+    driver: DriverState
     records: list[RunRecord]
 
-    def counts(self) -> dict[str, int]:
-        return {state: n for state in STATES if (n := sum(r.status == state for r in self.records))}
+    def counts(self) -> dict[RunStatus, int]:
+        return {state: n for state in RunStatus if (n := sum(r.status == state for r in self.records))}
 
     @property
     def active(self) -> bool:
         """Jobs may still change state: some are running, or queued behind a live driver."""
-        return any(r.status == "running" for r in self.records) or (
-            self.driver in ("running", "unknown") and any(r.status == "queued" for r in self.records))
+        return any(r.status == RunStatus.RUNNING for r in self.records) or (
+            self.driver in (DriverState.RUNNING, DriverState.UNKNOWN)
+            and any(r.status == RunStatus.QUEUED for r in self.records))
 
 
-def _driver_state(manifest: Manifest) -> str:
+def _driver_state(manifest: Manifest) -> DriverState:
     if manifest.ended is not None:
-        return "finished"
+        return DriverState.FINISHED
     driver = manifest.driver or {}
     if driver.get("host") != socket.gethostname():
-        return "unknown" if driver else "running"  # not yet recorded: just detached
-    return "running" if pid_alive(driver.get("pid")) else "gone"
+        return DriverState.UNKNOWN if driver else DriverState.RUNNING  # not yet recorded: just detached
+    return DriverState.RUNNING if pid_alive(driver.get("pid")) else DriverState.GONE
 
 
-def _explain(record: RunRecord, driver: str) -> RunRecord:
+def _explain(record: RunRecord, driver: DriverState) -> RunRecord:
     """Fill in a reason for the states that have none of their own."""
-    if record.status == "interrupted":
+    if record.status == RunStatus.INTERRUPTED:
         record.reason = (f"stopped at step {record.steps or 0} without finishing (killed?); "
                          "re-run the sweep to resume it from its checkpoint")
-    elif record.status == "queued" and driver in ("finished", "gone"):
+    elif record.status == RunStatus.QUEUED and driver in (DriverState.FINISHED, DriverState.GONE):
         record.reason = "never started: the sweep driver has exited; re-run the sweep to run it"
     return record
 

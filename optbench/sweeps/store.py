@@ -4,8 +4,8 @@
 Every Hydra launcher joins the subdir to the sweep dir with ``os.path.join``, where an absolute
 path wins, so a job's output dir is its store dir while the sweep dir keeps the sweep's own
 files (manifest, job list, Hydra's multirun.yaml). The resolver runs in whichever process
-launches the job (the driver, a parallel-launcher worker, a SLURM node): the module holding the
-task function registers it on import (:mod:`optbench.runner.job`).
+launches the job (the driver, a parallel-launcher worker, a SLURM node): the task function
+registers it when it is made or unpickled (:mod:`optbench.sweeps.task_function`).
 """
 
 from __future__ import annotations

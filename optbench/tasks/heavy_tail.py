@@ -1,5 +1,5 @@
 """Heavy-tailed class imbalance: a linear softmax classifier on synthetic data whose class
-frequencies follow a Zipf law (references.md §4).
+frequencies follow a Zipf law (docs/references.md §4.3).
 
 Kunstner, Yadav, Milligan, Schmidt, Bietti, "Heavy-Tailed Class Imbalance and Why Adam Outperforms
 Gradient Descent on Language Models" (NeurIPS 2024, arXiv 2402.19449): with many classes of
@@ -43,8 +43,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from optbench.contract import Batch
 from optbench.errors import OptbenchError
-from optbench.tasks.base import Batch
 from optbench.tasks.linear import LinearTask
 
 Frequencies = Literal["zipf", "dyadic"]

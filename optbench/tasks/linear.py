@@ -13,8 +13,7 @@ import abc
 import torch
 from torch import nn
 
-from optbench.optimizers.roles import ParamRole
-from optbench.tasks.base import Batch, Task
+from optbench.contract import Batch, ParamRole, Task
 from optbench.tasks.streams import FullBatchStream, ShuffledStream
 
 

@@ -2,7 +2,7 @@
 
     f(w) = (1/n) Σᵢ log(1 + exp(−yᵢ xᵢᵀw)) + (λ/2) ‖w‖²,   yᵢ ∈ {−1, +1}
 
-(references.md §4). The optimum f* comes from scipy's L-BFGS in float64 to a gradient norm of
+(docs/references.md §4.2). The optimum f* comes from scipy's L-BFGS in float64 to a gradient norm of
 1e-12 (f is λ-strongly convex, so f(w) − f* ≤ ‖∇f(w)‖²/2λ), computed once per data set and λ
 and cached on disk. With ``intercept`` a constant feature is appended, so the intercept is part
 of w and regularised with it. The model starts at w = 0, as is usual for convex benchmarks, so
@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from optbench.contract import Batch
 from optbench.errors import OptbenchError
-from optbench.tasks.base import Batch
 from optbench.tasks.linear import LinearTask
 
 Source = Literal["synthetic", "breast_cancer", "svmlight"]

@@ -1,4 +1,4 @@
-"""Low-rank matrix sensing with a factorised model (references.md §4).
+"""Low-rank matrix sensing with a factorised model (docs/references.md §4.1).
 
 Recover a rank-r PSD matrix M* ∈ ℝ^{n×n} from m linear measurements yᵢ = ⟨Aᵢ, M*⟩ with Gaussian
 sensing matrices (i.i.d. N(0, 1) entries), by minimising
@@ -20,9 +20,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from optbench.contract import Batch, ParamRole, Task
 from optbench.errors import OptbenchError
-from optbench.optimizers.roles import ParamRole
-from optbench.tasks.base import Batch, Task
 from optbench.tasks.streams import FullBatchStream
 
 

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from optbench.optimizers.roles import ParamRole
+from optbench.contract import ParamRole
 
 Model = Literal["fc", "cnn", "resnet18", "airbench"]
 Activation = Literal["tanh", "elu", "relu"]

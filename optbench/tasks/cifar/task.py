@@ -17,9 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from optbench.contract import ParamRole, Task
 from optbench.errors import OptbenchError
-from optbench.optimizers.roles import ParamRole
-from optbench.tasks.base import Task
 from optbench.tasks.cifar import models
 from optbench.tasks.cifar.augment import MEAN_STD, Augment, Normalize, PadMode
 from optbench.tasks.cifar.data import Dataset, Split, load_archive, num_classes, synthetic

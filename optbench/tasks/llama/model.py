@@ -39,7 +39,7 @@ class LlamaConfig:
         return self.hidden // self.heads
 
 
-#: The GaLore benchmark sizes (references.md §1), without vocab_size and max_seq_len.
+#: The GaLore benchmark sizes (docs/references.md §1), without vocab_size and max_seq_len.
 SIZES: dict[str, dict[str, int]] = {
     "llama60m": {"hidden": 512, "intermediate": 1376, "heads": 8, "layers": 8},
     "llama130m": {"hidden": 768, "intermediate": 2048, "heads": 12, "layers": 12},

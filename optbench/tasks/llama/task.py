@@ -1,6 +1,6 @@
 """LLaMA language-model pre-training: the GaLore LLaMA/C4 benchmark and small stand-ins for it.
 
-The benchmark (references.md §1; jiaweizzhao/GaLore ``torchrun_main.py``): C4 ``en`` streamed
+The benchmark (docs/references.md §1; jiaweizzhao/GaLore ``torchrun_main.py``): C4 ``en`` streamed
 and buffer-shuffled with seed 42, t5-base tokens, each document truncated or padded to 256 tokens,
 512 sequences per step (131,072 tokens), bf16. The recipe's training length and schedule belong
 to the runner config, not to this task: steps 10K / 20K / 60K / 100K / 150K for llama60m /
@@ -25,9 +25,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from optbench.contract import ParamRole, Task, share
 from optbench.errors import OptbenchError
-from optbench.optimizers.roles import ParamRole
-from optbench.tasks.base import Task, share
 from optbench.tasks.llama.data import (
     IGNORE_INDEX,
     LMData,
@@ -42,7 +41,7 @@ from optbench.tasks.llama.model import SIZES, Llama, LlamaConfig
 from optbench.tasks.llama.synthetic import SyntheticData
 from optbench.tasks.llama.text import TextData
 
-GALORE_VOCAB = 32000  # t5-base without its 100 sentinel tokens (references.md §1)
+GALORE_VOCAB = 32000  # t5-base without its 100 sentinel tokens (docs/references.md §1)
 _DIMS = ("hidden", "intermediate", "heads", "layers")
 _NOT_PREPARED = "LlamaTask.prepare() must run before the data is used"
 

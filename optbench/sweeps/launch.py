@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from optbench.config import compose, config_dir, register_schema
 from optbench.errors import OptbenchError
+from optbench.runner.config import compose, config_dir, register_schema
 
 
 def _first_line(err: BaseException) -> str:
@@ -91,13 +91,13 @@ def prepare(overrides: list[str], multirun: bool) -> tuple[list[str], Any, Path]
     from hydra.core.hydra_config import HydraConfig
 
     from optbench.runner import distributed
-    from optbench.runner.build import check_config
+    from optbench.runner.spec import check
 
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     first = None
     for variant in _variants(overrides, multirun):
         cfg = compose_checked(variant)
-        check_config(cfg)
+        check(cfg)
         if first is None:
             HydraConfig.instance().set_config(cfg)  # as Hydra does, for ${hydra:...} in the dirs
             first = cfg
@@ -112,10 +112,10 @@ def launch(hydra_args: list[str]) -> None:
     import hydra
 
     from optbench.runner import distributed
-    from optbench.runner.job import hydra_task
+    from optbench.sweeps.task_function import TaskFunction
 
     register_schema()
-    main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")(hydra_task)
+    main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")(TaskFunction())
     argv, sys.argv = sys.argv, [sys.argv[0], *hydra_args]
     finished = False
     try:

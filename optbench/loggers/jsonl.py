@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from optbench.contract import Summary
+
 
 def _finite_or_str(value: float) -> float | str:
     # JSON has no NaN/inf; write them as strings so every line stays valid JSON
@@ -29,7 +31,7 @@ class JsonlSink:
         record = {"step": step, **{k: _finite_or_str(v) for k, v in metrics.items()}}
         self._file.write(json.dumps(record) + "\n")
 
-    def close(self, summary: dict[str, Any]) -> None:
+    def close(self, summary: Summary) -> None:
         self._file.close()
 
 

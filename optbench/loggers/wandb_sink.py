@@ -11,7 +11,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from optbench.runner.sinks.console import console
+from optbench.contract import RunStatus, Summary
+from optbench.loggers.console import console
 
 
 class WandbSink:
@@ -55,11 +56,11 @@ class WandbSink:
         except Exception as err:  # noqa: BLE001
             self._warn(err)
 
-    def close(self, summary: dict[str, Any]) -> None:
+    def close(self, summary: Summary) -> None:
         if self._run is None:
             return
         try:
-            self._run.summary.update({"status": summary["status"], **summary.get("final", {})})
-            self._run.finish(exit_code=0 if summary["status"] != "failed" else 1)
+            self._run.summary.update({"status": summary.status.value, **summary.final})
+            self._run.finish(exit_code=0 if summary.status != RunStatus.FAILED else 1)
         except Exception as err:  # noqa: BLE001
             self._warn(err)

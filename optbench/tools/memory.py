@@ -13,13 +13,13 @@ from pathlib import Path
 
 import torch
 import yaml
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from optbench.config import Precision
-from optbench.optimizers.build import build_optimizer
-from optbench.runner.build import build_task
+from optbench.runner.build import build
+from optbench.runner.config import Precision
 from optbench.runner.memory import optimizer_state_bytes, param_bytes, tensor_bytes
+from optbench.runner.spec import resolve
 
 # bf16 here means weights, gradients and states held in bf16, as the GaLore paper's estimates
 # assume (a precision=bf16 *run* keeps fp32 weights under autocast).
@@ -66,10 +66,10 @@ def measure(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> MemoryE
 
 
 def estimate(cfg: DictConfig) -> MemoryEstimate:
-    task = build_task(cfg)
-    with torch.device("meta"):
-        model = task.build_model().to(DTYPES[Precision(cfg.precision)])
-    return measure(model, build_optimizer(cfg.optimizer, model, task.param_roles(model)))
+    """The memory of the run ``cfg`` (a composed config, with or without its ``hydra`` node)."""
+    job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    built = build(resolve(job), meta_dtype=DTYPES[Precision(job.precision)])
+    return measure(built.model, built.optimizer)
 
 
 @dataclass

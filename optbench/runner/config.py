@@ -2,7 +2,7 @@
 
 The schema types the top-level keys, so Hydra rejects ``train.steps=abc`` at composition.
 Plugin groups (task, optimizer, schedule, logger) stay untyped here: their keys are checked
-against the plugin's own signature when it is built (see :mod:`optbench.plugins`).
+against the plugin's own signature when it is built (see :mod:`optbench.runner.plugins`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from omegaconf import MISSING
 
 def config_dir() -> Path:
     """The config tree: inside the package when installed from a wheel, else the repo's configs/."""
-    packaged = Path(__file__).resolve().parent / "configs"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "configs"
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "configs"
+    return packaged if packaged.is_dir() else package.parent / "configs"
 
 
 class Precision(str, Enum):

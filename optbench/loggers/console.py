@@ -10,6 +10,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from optbench.contract import LR, TRAIN_LOSS, Summary
+
 console = Console(stderr=True)
 
 #: the bar's redraw interval: rich's own rate (refresh_per_second=10). A redraw costs about half a
@@ -23,16 +25,16 @@ def format_value(value: Any) -> str:
     return escape(str(value))
 
 
-def summary_table(summary: dict[str, Any]) -> Table:
-    table = Table(title=f"run {summary.get('status', '?')}", show_header=False, title_justify="left")
+def summary_table(summary: Summary) -> Table:
+    table = Table(title=f"run {summary.status}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(justify="right")
     for key in ("status", "reason", "steps", "wall_seconds"):
-        if summary.get(key) is not None:
-            table.add_row(key, format_value(summary[key]))
-    for key, value in sorted(summary.get("final", {}).items()):
+        if getattr(summary, key) is not None:
+            table.add_row(key, format_value(getattr(summary, key)))
+    for key, value in sorted(summary.final.items()):
         table.add_row(key, format_value(value))
-    table.add_row("run dir", str(summary.get("run_dir", "")))
+    table.add_row("run dir", str(summary.run_dir or ""))
     return table
 
 
@@ -56,22 +58,22 @@ class ConsoleSink:
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         fields = {}
-        if "train/loss" in metrics:
-            fields["loss"] = format_value(metrics["train/loss"])
-        if "opt/lr" in metrics:
-            fields["lr"] = format_value(metrics["opt/lr"])
+        if TRAIN_LOSS in metrics:
+            fields["loss"] = format_value(metrics[TRAIN_LOSS])
+        if LR in metrics:
+            fields["lr"] = format_value(metrics[LR])
         self._progress.update(self._task, completed=step, **fields)
         now = time.monotonic()
         if now - self._drawn >= REDRAW_SECONDS:  # stop() draws the last state
             self._progress.refresh()
             self._drawn = now
 
-    def close(self, summary: dict[str, Any]) -> None:
+    def close(self, summary: Summary) -> None:
         self._progress.stop()
         if not self._compact:
             console.print(summary_table(summary))
             return
-        loss = summary.get("final", {}).get("train/loss")
-        console.print(f"{escape(str(summary.get('run_dir')))}: {summary['status']}"
+        loss = summary.final.get(TRAIN_LOSS)
+        console.print(f"{escape(str(summary.run_dir))}: {summary.status}"
                       + (f", train/loss {format_value(loss)}" if loss is not None else ""),
                       highlight=False, soft_wrap=True)
