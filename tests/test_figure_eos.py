@@ -10,7 +10,7 @@ import math
 
 import pandas as pd
 import pytest
-from conftest import made_figure, optbench
+from helpers import made_figure, optbench
 
 from optbench.figures.curves import curve
 from optbench.figures.eos import GD, Run, judge, late_window

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import made_figure
+from helpers import made_figure
 
 
 @pytest.mark.slow  # 12 runs of 100 full-batch steps: about a minute on 2 busy CPU cores

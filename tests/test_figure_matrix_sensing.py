@@ -8,7 +8,7 @@ import math
 
 import pandas as pd
 import pytest
-from conftest import made_figure
+from helpers import made_figure
 
 from optbench.figures.matrix_sensing import late_part, line
 

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pandas as pd
-from conftest import made_figure, optbench
+from helpers import made_figure, optbench
 
 
 def _memory_command(*overrides: str) -> dict[str, int]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import made_figure, optbench
+from helpers import made_figure, optbench
 
 from optbench.figures.swan_vs_adam import judge, learned, tokens_to_reach
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from optbench.runner.sinks.jsonl import read_metrics
+from optbench.loggers.jsonl import read_metrics
 from optbench.sweeps.collect import RunRecord, lookup
 
 Curve = tuple[list[float], list[float]]

@@ -1,5 +1,5 @@
 """``eos``: full-batch gradient descent at the edge of stability (Cohen et al. 2021, "Gradient
-Descent on Neural Networks Typically Occurs at the Edge of Stability"; references.md §3).
+Descent on Neural Networks Typically Occurs at the Edge of Stability"; docs/references.md §3.1).
 
 Left panel: the sharpness λ_max (top Hessian eigenvalue of the training loss, from the run's
 ``diagnostics=sharpness`` probes) against steps, one colour per step size η, with the stability
@@ -9,8 +9,8 @@ the mean sharpness over the late part of the run (the last ``late`` fraction of 
 grey) to the threshold; held if every run completed and every ratio is within ``tolerance`` of 1.
 
 The same figure for another optimizer is another :class:`Edge` (which sharpness, against which
-threshold): ``adam_eos`` draws Adam's preconditioned sharpness against (2+2β₁)/((1−β₁)η) with
-:func:`draw_edge` and :func:`judge` from here.
+threshold): ``adam_eos`` analyses Adam's preconditioned sharpness against (2+2β₁)/((1−β₁)η) with
+:func:`analyze_edge` from here, and draws it with :func:`draw`.
 
 The CSV has one row per run and logged step: ``optimizer``, ``lr``, ``step``, the sharpness metric
 (``sharpness/lambda_max`` here), ``sharpness/threshold`` and ``train/loss`` (empty where that step
@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from optbench.contract import RunStatus
 from optbench.figures.curves import curves, setting
 from optbench.figures.preset import FigurePreset
 from optbench.figures.style import PALETTE, new_figure
-from optbench.figures.verdict import Drawn, Verdict
+from optbench.figures.verdict import Analysis, Verdict
 from optbench.sweeps.collect import RunRecord
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 THRESHOLD = "sharpness/threshold"
 LOSS = "train/loss"
@@ -52,7 +56,7 @@ class Run:
 
     optimizer: str | None
     lr: float
-    status: str
+    status: RunStatus
     reason: str | None = None
     probe_steps: list[int] = field(default_factory=list)  # steps with both sharpness and threshold
     sharpness: list[float] = field(default_factory=list)
@@ -114,52 +118,29 @@ def tidy(edge: Edge, runs: list[Run]) -> Any:
     return pd.DataFrame(rows, columns=["optimizer", "lr", "step", edge.sharpness, THRESHOLD, LOSS])
 
 
-def draw(preset: FigurePreset, records: list[RunRecord], settings: dict[str, Any]) -> Drawn:
-    return draw_edge(GD, records, settings)
+@dataclass
+class EdgeAnalysis(Analysis):
+    """The runs, read and judged, for :func:`draw`."""
+
+    edge: Edge
+    runs: list[Run]
+    late: float  # the verdict's window: the last ``late`` fraction of each run's probes
+    loss_name: str | None  # the task's loss, e.g. "square loss", for the loss axis's label
 
 
-def draw_edge(edge: Edge, records: list[RunRecord], settings: dict[str, Any]) -> Drawn:
-    """Sharpness against its threshold (left) and the training loss (right), one colour per η."""
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
+def analyze(preset: FigurePreset, records: list[RunRecord],
+            settings: dict[str, Any]) -> EdgeAnalysis:
+    return analyze_edge(GD, records, settings)
 
+
+def analyze_edge(edge: Edge, records: list[RunRecord], settings: dict[str, Any]) -> EdgeAnalysis:
+    """Every run's sharpness and threshold, judged over the late part of its probes."""
     runs = read_runs(edge, records)
     late = float(settings.get("late", 0.3))
-    fig, (sharp_ax, loss_ax) = new_figure(ncols=2, width=4.4, height=3.3)
-    drawn = [run for run in runs if run.probe_steps]
-    handles = []
-    for run, colour in zip(runs, PALETTE):
-        label = f"$\\eta = {run.lr:.3g}$" + ("" if run.probe_steps else f" ({run.status})")
-        sharp_ax.plot(run.probe_steps, run.sharpness, color=colour, marker="o", markersize=2.5)
-        sharp_ax.plot(run.probe_steps, run.threshold, color=colour, linestyle="--", linewidth=1.2)
-        loss_ax.plot(run.loss_steps, run.loss, color=colour, linewidth=1.2)
-        handles.append(Line2D([], [], color=colour, marker="o", markersize=2.5, label=label))
-    if drawn:
-        factors = sorted({f"{run.factor:.3g}" for run in drawn})
-        rule = f"{factors[0]}/\\eta" if len(factors) == 1 else "c/\\eta"
-        handles.append(Line2D([], [], color="black", linestyle="--", linewidth=1.2,
-                              label=f"stability threshold ${rule}$ (same colour)"))
-        start = min(run.probe_steps[late_window(run, late)][0] for run in drawn)
-        end = max(run.probe_steps[-1] for run in drawn)
-        for ax in (sharp_ax, loss_ax):
-            ax.axvspan(start, end, color=WINDOW_COLOUR, alpha=0.6, lw=0, zorder=0)
-        handles.append(Patch(color=WINDOW_COLOUR, alpha=0.6, lw=0,
-                             label=f"verdict window (last {late:.0%} of probes)"))
-        highest = max(max(run.threshold) for run in drawn)
-        peak = max(max(run.sharpness) for run in drawn)
-        sharp_ax.set_ylim(0, 1.08 * min(max(peak, highest), 1.8 * highest))
-    sharp_ax.set(xlabel="step", ylabel=edge.label)
-    sharp_ax.set_title("sharpness (solid) and its threshold (dashed)")
+    verdict = judge(edge, runs, float(settings.get("tolerance", 0.15)), late)
     loss_name = {"mse": "square loss", "ce": "cross-entropy"}.get(
         setting(records[0], "task.loss") if records else None)
-    loss_ax.set(xlabel="step", ylabel="train loss" + (f" ({loss_name})" if loss_name else ""),
-                yscale="log")
-    loss_ax.set_title("training loss (full batch)")
-    for ax in (sharp_ax, loss_ax):
-        ax.set_xlim(left=0)
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
-    verdict = judge(edge, runs, float(settings.get("tolerance", 0.15)), late)
-    return Drawn(fig, tidy(edge, runs), verdict)
+    return EdgeAnalysis(tidy(edge, runs), verdict, edge, runs, late, loss_name)
 
 
 def judge(edge: Edge, runs: list[Run], tolerance: float, late: float) -> Verdict:
@@ -173,7 +154,7 @@ def judge(edge: Edge, runs: list[Run], tolerance: float, late: float) -> Verdict
         lines.append("no runs found")
     for run in runs:
         key = f"{run.lr:g}"
-        if run.status != "completed":
+        if run.status != RunStatus.COMPLETED:
             held = False
             lines.append(f"{run.eta}: {run.status}" + (f": {run.reason}" if run.reason else ""))
         if not run.probe_steps:
@@ -210,3 +191,43 @@ def judge(edge: Edge, runs: list[Run], tolerance: float, late: float) -> Verdict
         lines.append(f"  {edge.symbol} {run.sharpness[0]:.4g} at step {run.probe_steps[0]} "
                      f"({run.sharpness[0] / run.threshold[0]:.2f} × {rule}), {rise}{loss}")
     return Verdict(held, lines, numbers)
+
+
+def draw(analysis: EdgeAnalysis) -> Figure:
+    """Sharpness against its threshold (left) and the training loss (right), one colour per η."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    edge, runs, late, loss_name = analysis.edge, analysis.runs, analysis.late, analysis.loss_name
+    fig, (sharp_ax, loss_ax) = new_figure(ncols=2, width=4.4, height=3.3)
+    drawn = [run for run in runs if run.probe_steps]
+    handles = []
+    for run, colour in zip(runs, PALETTE):
+        label = f"$\\eta = {run.lr:.3g}$" + ("" if run.probe_steps else f" ({run.status})")
+        sharp_ax.plot(run.probe_steps, run.sharpness, color=colour, marker="o", markersize=2.5)
+        sharp_ax.plot(run.probe_steps, run.threshold, color=colour, linestyle="--", linewidth=1.2)
+        loss_ax.plot(run.loss_steps, run.loss, color=colour, linewidth=1.2)
+        handles.append(Line2D([], [], color=colour, marker="o", markersize=2.5, label=label))
+    if drawn:
+        factors = sorted({f"{run.factor:.3g}" for run in drawn})
+        rule = f"{factors[0]}/\\eta" if len(factors) == 1 else "c/\\eta"
+        handles.append(Line2D([], [], color="black", linestyle="--", linewidth=1.2,
+                              label=f"stability threshold ${rule}$ (same colour)"))
+        start = min(run.probe_steps[late_window(run, late)][0] for run in drawn)
+        end = max(run.probe_steps[-1] for run in drawn)
+        for ax in (sharp_ax, loss_ax):
+            ax.axvspan(start, end, color=WINDOW_COLOUR, alpha=0.6, lw=0, zorder=0)
+        handles.append(Patch(color=WINDOW_COLOUR, alpha=0.6, lw=0,
+                             label=f"verdict window (last {late:.0%} of probes)"))
+        highest = max(max(run.threshold) for run in drawn)
+        peak = max(max(run.sharpness) for run in drawn)
+        sharp_ax.set_ylim(0, 1.08 * min(max(peak, highest), 1.8 * highest))
+    sharp_ax.set(xlabel="step", ylabel=edge.label)
+    sharp_ax.set_title("sharpness (solid) and its threshold (dashed)")
+    loss_ax.set(xlabel="step", ylabel="train loss" + (f" ({loss_name})" if loss_name else ""),
+                yscale="log")
+    loss_ax.set_title("training loss (full batch)")
+    for ax in (sharp_ax, loss_ax):
+        ax.set_xlim(left=0)
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
+    return fig

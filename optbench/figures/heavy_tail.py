@@ -24,14 +24,19 @@ other optimizer's, and theirs is positive).
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from optbench.contract import RunStatus
 from optbench.errors import OptbenchError
 from optbench.figures.curves import Curve, curve, curves, setting
 from optbench.figures.preset import FigurePreset
 from optbench.figures.style import PALETTE, new_figure
-from optbench.figures.verdict import Drawn, Verdict
+from optbench.figures.verdict import Analysis, Verdict
 from optbench.sweeps.collect import RunRecord
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def task_of(record: RunRecord) -> Any:
@@ -41,14 +46,14 @@ def task_of(record: RunRecord) -> Any:
 
     from optbench.runner.build import build_task
 
-    return build_task(OmegaConf.create({"task": record.config["task"]}))
+    return build_task(OmegaConf.create(record.config["task"]))
 
 
 def score(record: RunRecord, metric: str, select: str) -> float | None:
     """What picks the learning rate: ``metric`` at the end of the run (``final``) or averaged
     over its logged steps (``mean``, the area under the curve); None for a run that did not
     complete or whose loss is not finite."""
-    if record.status != "completed":
+    if record.status != RunStatus.COMPLETED:
         return None
     if select == "final":
         value = record.final.get(metric)
@@ -87,16 +92,19 @@ def _loss_curves(record: RunRecord, count: int) -> dict[str, Curve]:
     return {group: found[metric] for group, metric in metrics.items()}
 
 
-def _colours(count: int) -> list[Any]:
-    """A sequential, colour-blind-safe ramp (viridis), darkest for the most frequent group."""
-    from matplotlib import colormaps
+@dataclass
+class ClassesAnalysis(Analysis):
+    """Each optimizer's tuned run: its loss per group, judged; and the classes, for :func:`draw`."""
 
-    ramp = colormaps["viridis"]
-    return [ramp(0.88 * g / max(count - 1, 1)) for g in range(count)]
+    labels: dict[str, str]  # config name: label, in the panels' order
+    lrs: dict[str, float]  # per optimizer, the kept run's learning rate
+    curves: dict[str, dict[str, Curve]]  # per optimizer, per group ("all", "0", "1", ...)
+    groups: list[Any]  # the task's frequency groups (heavy_tail.Group), most frequent first
+    counts: Any  # training examples per class, most frequent first (an array)
+    examples: int  # in all
 
 
-def draw(preset: FigurePreset, records: list, settings: dict[str, Any]) -> Drawn:
-    import numpy as np
+def analyze(preset: FigurePreset, records: list, settings: dict[str, Any]) -> ClassesAnalysis:
     import pandas as pd
 
     labels: dict[str, str] = dict(settings["optimizers"])
@@ -105,7 +113,6 @@ def draw(preset: FigurePreset, records: list, settings: dict[str, Any]) -> Drawn
                    settings.get("select", "mean"))
     table = task_of(picked[optimizers[0]]["run"])
     groups = table.group_table()
-    colours = _colours(len(groups))
 
     rows = []
     curves = {}
@@ -121,67 +128,10 @@ def draw(preset: FigurePreset, records: list, settings: dict[str, Any]) -> Drawn
                              "examples_per_class_max": info.most if info else None,
                              "examples_per_class_min": info.least if info else None,
                              "step": step, "loss": value})
-    data = pd.DataFrame(rows)
-
-    # top row: the class frequencies, the overall loss, the groups' key; bottom: one panel per optimizer
-    ncols = max(3, len(optimizers))
-    fig, axes = new_figure(ncols=ncols, nrows=2, width=3.4, height=2.8)
-    ax = axes[0]
-    rank = np.arange(1, len(table.counts) + 1)
-    for info, colour in zip(groups, colours):
-        members = slice(info.first - 1, info.last)
-        ax.scatter(rank[members], table.counts[members], s=7, color=colour, linewidths=0)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("class rank k (most frequent first)")
-    ax.set_ylabel("training examples of class k")
-    ax.set_title(f"(a) {len(rank):,} classes, {table.n:,} examples")
-
-    ax = axes[1]
-    for name, colour in zip(optimizers, PALETTE):
-        steps, values = curves[name]["all"]
-        ax.plot(steps, values, color=colour, label=f"{labels[name]} (lr {picked[name]['lr']:.3g})")
-    ax.set_title("(b) all classes")
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss (nats)")
-    ax.set_ylim(bottom=0)
-    ax.legend(loc="center right")
-
-    from matplotlib.lines import Line2D
-
-    def per_class(info: Any) -> str:
-        return f"{info.most}" if info.most == info.least else f"{info.least}–{info.most}"
-
-    key = axes[2]
-    key.axis("off")
-    key.legend([Line2D([], [], color=colour, lw=2.2) for colour in colours]
-               + [Line2D([], [], color="#999999", lw=0.8, ls=":")],
-               [f"{info.label}: {per_class(info)} each, {info.share:.0%}" for info in groups]
-               + ["log c: every group's loss at step 0"],
-               loc="center left", title="frequency groups: examples per class,\nshare of all examples",
-               alignment="left", fontsize=8, title_fontsize=9)
-    for ax in axes[3:ncols]:
-        ax.axis("off")
-
-    top = math.log(len(rank))
-    highest = max((v for name in optimizers for _, values in curves[name].values()
-                   for v in values if math.isfinite(v)), default=top)
-    panels = axes[ncols:ncols + len(optimizers)]
-    for index, (ax, name) in enumerate(zip(panels, optimizers)):
-        for g, colour in enumerate(colours):
-            steps, values = curves[name][str(g)]
-            ax.plot(steps, values, color=colour, lw=1.0)
-        ax.axhline(top, color="#999999", lw=0.8, ls=":", zorder=0)
-        ax.set_title(f"({chr(ord('c') + index)}) {labels[name]}, lr {picked[name]['lr']:.3g}")
-        ax.set_xlabel("step")
-        ax.set_ylim(0, min(highest, 1.6 * top) * 1.04)
-        if index:
-            ax.sharey(panels[0])
-            ax.tick_params(labelleft=False)
-    panels[0].set_ylabel("training loss per group (nats)")
-    for ax in axes[ncols + len(optimizers):]:
-        ax.axis("off")
-    return Drawn(fig, data, judge(picked, curves, groups, labels, settings))
+    verdict = judge(picked, curves, groups, labels, settings)
+    return ClassesAnalysis(pd.DataFrame(rows), verdict, labels,
+                           {name: picked[name]["lr"] for name in optimizers}, curves, groups,
+                           table.counts, table.n)
 
 
 def judge(picked: dict[str, dict[str, Any]], curves: dict[str, Any], groups: list[Any],
@@ -220,7 +170,7 @@ def judge(picked: dict[str, dict[str, Any]], curves: dict[str, Any], groups: lis
             f"({groups[-1].label}) {ends[rare][1]:.3g}/{ends[rare][0]:.3g} = {ends[rare][2]:.2f}, "
             f"most frequent ({groups[0].label}) {ends[frequent][1]:.3g}/{ends[frequent][0]:.3g} = "
             f"{ends[frequent][2]:.2f}; overall {ends['all'][1]:.3g}")
-        tried = ", ".join(f"{lr:.3g}: " + ("diverged" if grid[lr] is None else f"{grid[lr]:.3g}") for lr in lrs)
+        tried = ", ".join(f"{lr:.3g}: " + (str(RunStatus.DIVERGED) if grid[lr] is None else f"{grid[lr]:.3g}") for lr in lrs)
         lines.append(f"  lr picked by {criterion} over {{{tried}}}"
                      + ("  (best at the grid's edge: widen the grid)" if edge else ""))
     held = True
@@ -235,3 +185,78 @@ def judge(picked: dict[str, dict[str, Any]], curves: dict[str, Any], groups: lis
                      f"{'yes' if ok else 'NO'}")
     numbers["gd_share"] = shares
     return Verdict(bool(held), lines, numbers)
+
+
+def _colours(count: int) -> list[Any]:
+    """A sequential, colour-blind-safe ramp (viridis), darkest for the most frequent group."""
+    from matplotlib import colormaps
+
+    ramp = colormaps["viridis"]
+    return [ramp(0.88 * g / max(count - 1, 1)) for g in range(count)]
+
+
+def draw(analysis: ClassesAnalysis) -> Figure:
+    """Top: the class frequencies, the overall loss per optimizer, the groups' key; bottom: one
+    panel per optimizer, its loss per group."""
+    import numpy as np
+    from matplotlib.lines import Line2D
+
+    labels, lrs, curves, groups = analysis.labels, analysis.lrs, analysis.curves, analysis.groups
+    optimizers = list(labels)
+    colours = _colours(len(groups))
+    ncols = max(3, len(optimizers))
+    fig, axes = new_figure(ncols=ncols, nrows=2, width=3.4, height=2.8)
+    ax = axes[0]
+    rank = np.arange(1, len(analysis.counts) + 1)
+    for info, colour in zip(groups, colours):
+        members = slice(info.first - 1, info.last)
+        ax.scatter(rank[members], analysis.counts[members], s=7, color=colour, linewidths=0)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("class rank k (most frequent first)")
+    ax.set_ylabel("training examples of class k")
+    ax.set_title(f"(a) {len(rank):,} classes, {analysis.examples:,} examples")
+
+    ax = axes[1]
+    for name, colour in zip(optimizers, PALETTE):
+        steps, values = curves[name]["all"]
+        ax.plot(steps, values, color=colour, label=f"{labels[name]} (lr {lrs[name]:.3g})")
+    ax.set_title("(b) all classes")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (nats)")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="center right")
+
+    def per_class(info: Any) -> str:
+        return f"{info.most}" if info.most == info.least else f"{info.least}–{info.most}"
+
+    key = axes[2]
+    key.axis("off")
+    key.legend([Line2D([], [], color=colour, lw=2.2) for colour in colours]
+               + [Line2D([], [], color="#999999", lw=0.8, ls=":")],
+               [f"{info.label}: {per_class(info)} each, {info.share:.0%}" for info in groups]
+               + ["log c: every group's loss at step 0"],
+               loc="center left", title="frequency groups: examples per class,\nshare of all examples",
+               alignment="left", fontsize=8, title_fontsize=9)
+    for ax in axes[3:ncols]:
+        ax.axis("off")
+
+    top = math.log(len(rank))
+    highest = max((v for name in optimizers for _, values in curves[name].values()
+                   for v in values if math.isfinite(v)), default=top)
+    panels = axes[ncols:ncols + len(optimizers)]
+    for index, (ax, name) in enumerate(zip(panels, optimizers)):
+        for g, colour in enumerate(colours):
+            steps, values = curves[name][str(g)]
+            ax.plot(steps, values, color=colour, lw=1.0)
+        ax.axhline(top, color="#999999", lw=0.8, ls=":", zorder=0)
+        ax.set_title(f"({chr(ord('c') + index)}) {labels[name]}, lr {lrs[name]:.3g}")
+        ax.set_xlabel("step")
+        ax.set_ylim(0, min(highest, 1.6 * top) * 1.04)
+        if index:
+            ax.sharey(panels[0])
+            ax.tick_params(labelleft=False)
+    panels[0].set_ylabel("training loss per group (nats)")
+    for ax in axes[ncols + len(optimizers):]:
+        ax.axis("off")
+    return fig

@@ -1,7 +1,7 @@
 """``matrix_sensing``: recovery error of gradient descent against steps, for the symmetric
 parameterization XXᵀ at k = r and k > r, and for the asymmetric FGᵀ at k > r over several
 initialization scales α (Xiong, Ding & Du, "How Over-Parameterization Slows Down Gradient Descent
-in Matrix Sensing: The Curses of Symmetry and Initialization"; references.md §4).
+in Matrix Sensing: The Curses of Symmetry and Initialization"; docs/references.md §4.1).
 
 The claims checked, each on "the late part" of a curve: of the stretch from the first logged error
 below ``fit_from`` to the last one above ``floor`` (before fp64 round-off), the last
@@ -34,12 +34,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from optbench.contract import RunStatus
 from optbench.figures.curves import curve, setting
 from optbench.figures.preset import FigurePreset
 from optbench.figures.style import PALETTE, new_figure
-from optbench.figures.verdict import Drawn, Verdict
+from optbench.figures.verdict import Analysis, Verdict
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 METRIC = "eval/recovery_error"
 STYLES = ("-", "--", "-.", ":")  # one per α in the symmetric panels
@@ -141,7 +145,7 @@ def read_runs(records: list, settings: dict[str, Any]) -> tuple[list[Run], list[
     """The completed runs, fitted, in (parameterization, k, α) order; a line per run left out."""
     found, skipped = [], []
     for record in records:
-        if record.path is None or record.status != "completed":
+        if record.path is None or record.status != RunStatus.COMPLETED:
             skipped.append(f"left out: job {record.job} ({' '.join(record.overrides)}) is "
                            f"{record.status}" + (f": {record.reason}" if record.reason else ""))
             continue
@@ -155,23 +159,32 @@ def read_runs(records: list, settings: dict[str, Any]) -> tuple[list[Run], list[
     return found, skipped
 
 
-def draw(preset: FigurePreset, records: list, settings: dict[str, Any]) -> Drawn:
-    import pandas as pd
+@dataclass
+class Trace:
+    """One line of panels (a)–(c): a run's measured errors, or a fit over its late part."""
 
-    found, skipped = read_runs(records, settings)
-    alphas = sorted({run.alpha for run in found})
-    ks = sorted({run.k for run in found})
-    look = {"alpha_colour": dict(zip(alphas, ALPHA_COLOURS * len(alphas))),
-            "alpha_style": dict(zip(alphas, STYLES * len(alphas))),
-            "k_colour": dict(zip(ks, K_COLOURS * len(ks)))}
+    run: Run
+    panel: str  # a, b or c
+    curve: str  # measured, linear fit or power-law fit (the CSV's ``curve``)
+    x: list[float]
+    y: list[float]
 
-    fig, (sym, asym, loglog, rates) = new_figure(ncols=2, nrows=2, width=4.6, height=3.4)
-    rows = _draw_curves(sym, asym, loglog, found, look)
-    rows += _draw_rates(rates, found, look)
-    data = pd.DataFrame(rows).astype({"k": "Int64", "r": "Int64"})
-    verdict = judge(found, settings)
-    verdict.lines += skipped
-    return Drawn(fig, data, verdict)
+
+def run_traces(run: Run) -> list[Trace]:
+    """The run's lines, in drawing order: its errors in (a) if symmetric, else in (b), with the
+    exponential fit of the late part where the claim is linear convergence (k = r; asymmetric
+    k > r); a symmetric k > r run's errors again in (c), log–log, with the power-law fit."""
+    panel = "a" if run.symmetric else "b"
+    found = [Trace(run, panel, "measured", run.steps, run.errors)]
+    if run.fit is not None and (run.exact or not run.symmetric):
+        found.append(Trace(run, panel, "linear fit", *_fitted(run)))
+    if run.symmetric and not run.exact:
+        positive = [(s, e) for s, e in zip(run.steps, run.errors) if s > 0]
+        found.append(Trace(run, "c", "measured", [s for s, _ in positive],
+                           [e for _, e in positive]))
+        if run.fit is not None:
+            found.append(Trace(run, "c", "power-law fit", *_fitted(run, loglog=True)))
+    return found
 
 
 def _fitted(run: Run, loglog: bool = False) -> tuple[list[float], list[float]]:
@@ -185,151 +198,6 @@ def _fitted(run: Run, loglog: bool = False) -> tuple[list[float], list[float]]:
     return [f.first, f.last], [math.exp(f.linear_intercept - f.rate * x) for x in (f.first, f.last)]
 
 
-def _draw_curves(sym, asym, loglog, found: list[Run], look: dict) -> list[dict[str, Any]]:
-    """Panels (a), (b): error against step, log y, with the linear fits over the late parts;
-    (c): the symmetric k > r runs on log–log axes, with their power-law fits."""
-    rows: list[dict[str, Any]] = []
-    for run in found:
-        if run.symmetric:
-            ax, panel, width = sym, "a", 1.6
-            colour, style = look["k_colour"][run.k], look["alpha_style"][run.alpha]
-        elif run.exact:
-            ax, panel, colour, style, width = asym, "b", GREY, "--", 1.1
-        else:
-            ax, panel, colour, style, width = asym, "b", look["alpha_colour"][run.alpha], "-", 1.6
-        ax.plot(run.steps, run.errors, color=colour, linestyle=style, linewidth=width)
-        rows += [run.row(panel, "measured", s, e) for s, e in zip(run.steps, run.errors)]
-        if run.fit is not None and (run.exact or not run.symmetric):
-            xs, ys = _fitted(run)
-            ax.plot(xs, ys, **FIT_STYLE)
-            rows += [run.row(panel, "linear fit", x, y) for x, y in zip(xs, ys)]
-        if run.symmetric and not run.exact:
-            positive = [(s, e) for s, e in zip(run.steps, run.errors) if s > 0]
-            loglog.plot(*zip(*positive), color=colour, linestyle=style)
-            rows += [run.row("c", "measured", s, e) for s, e in positive]
-            if run.fit is not None:
-                xs, ys = _fitted(run, loglog=True)
-                loglog.plot(xs, ys, **FIT_STYLE)
-                rows += [run.row("c", "power-law fit", x, y) for x, y in zip(xs, ys)]
-    for ax, name in ((sym, "(a) symmetric $XX^\\top$"), (asym, "(b) asymmetric $FG^\\top$"),
-                     (loglog, "(c) symmetric, $k > r$: log–log")):
-        ax.set_yscale("log")
-        ax.set_xlabel("step (GD iterations)")
-        ax.set_ylabel(ERROR_LABEL)
-        ax.set_title(name, loc="left")
-    loglog.set_xscale("log")
-    _legends(sym, asym, loglog, found, look)
-    _zoom(sym, [run for run in found if run.symmetric], look)
-    return rows
-
-
-def _legends(sym, asym, loglog, found: list[Run], look: dict) -> None:
-    from matplotlib.lines import Line2D
-
-    fitted = Line2D([], [], label="fit over the late part", **FIT_STYLE)
-
-    def k_entry(k: int, r: int) -> Line2D:
-        return Line2D([], [], color=look["k_colour"][k],
-                      label=f"k = {k}" + (" = r" if k == r else " > r"))
-
-    def alpha_entries(alphas) -> list[Line2D]:
-        return [Line2D([], [], color="black", linestyle=look["alpha_style"][alpha], linewidth=1.0,
-                       label=f"α = {alpha:g}") for alpha in sorted(alphas)]
-
-    symmetric = [run for run in found if run.symmetric]
-    ks = sorted({(run.k, run.r) for run in symmetric})
-    sym.legend(handles=[*(k_entry(k, r) for k, r in ks),
-                        *alpha_entries({run.alpha for run in symmetric}), fitted],
-               loc="upper right", bbox_to_anchor=(1.0, 0.74))  # below k > r, beside the inset
-
-    over = sorted({run.k for run in found if not run.symmetric and not run.exact})
-    handles = [Line2D([], [], color=colour, label=f"k = {', '.join(map(str, over))}, α = {alpha:g}")
-               for alpha, colour in look["alpha_colour"].items()]
-    if any(not run.symmetric and run.exact for run in found):
-        handles.append(Line2D([], [], color=GREY, linestyle="--", linewidth=1.1,
-                              label="k = r, every α"))
-    asym.legend(handles=[*handles, fitted], loc="lower right", bbox_to_anchor=(1.0, 0.1))
-
-    over_runs = [run for run in symmetric if not run.exact]
-    if over_runs:  # the theory's rate, error ∝ 1/T, above the slowest curve's end
-        slowest = max(over_runs, key=lambda run: run.errors[-1])
-        t_end, e_end = slowest.steps[-1], slowest.errors[-1]
-        guide = loglog.plot([t_end / 30, t_end], [e_end * 3 * 30, e_end * 3], color=GREY,
-                            linewidth=2.5, alpha=0.8, solid_capstyle="butt",
-                            label="slope −1: error ∝ 1/T (theory)")
-        loglog.legend(handles=[*(k_entry(k, r) for k, r in ks if k > r),
-                               *alpha_entries({run.alpha for run in over_runs}), *guide, fitted],
-                      loc="lower left")
-
-
-def _zoom(ax, symmetric: list[Run], look: dict) -> None:
-    """An inset of the first steps, where k = r converges: ten decades in a few dozen steps."""
-    exact = [run for run in symmetric if run.exact and run.fit is not None]
-    if not exact:
-        return
-    end = max(run.fit.last for run in exact) + 10
-    inset = ax.inset_axes([0.17, 0.17, 0.3, 0.4])  # below k > r, above the round-off floor
-    for run in symmetric:
-        steps = [s for s in run.steps if s <= end]
-        inset.plot(steps, run.errors[:len(steps)], color=look["k_colour"][run.k],
-                   linestyle=look["alpha_style"][run.alpha], linewidth=1.1)
-    for run in exact:
-        inset.plot(*_fitted(run), **FIT_STYLE)
-    inset.set_yscale("log")
-    inset.set_xlim(0, end)
-    inset.set_title(f"steps 0–{end}", fontsize=8)
-    inset.tick_params(labelsize=7)
-    inset.grid(alpha=0.3)
-
-
-def _draw_rates(ax, found: list[Run], look: dict) -> list[dict[str, Any]]:
-    """Panel (d): the fitted linear rates against α (log–log), with the power-law fit."""
-    import numpy as np
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import NullFormatter
-
-    fitted = [run for run in found if run.fit is not None and run.fit.rate > 0]
-    asym = [run for run in fitted if not run.symmetric and not run.exact]
-    exact = [run for run in fitted if run.exact]
-    for run in exact:
-        ax.scatter(run.alpha, run.fit.rate, marker="s" if run.symmetric else "D", s=22,
-                   color=PALETTE[0] if run.symmetric else GREY, zorder=3)
-    for run in asym:
-        ax.scatter(run.alpha, run.fit.rate, marker="o", s=34, color=look["alpha_colour"][run.alpha],
-                   edgecolor="black", linewidth=0.6, zorder=4)
-    rows = [{**run.row("d", "rate", None, None), "linear_rate": run.fit.rate}
-            for run in exact + asym]
-    handles = [entry for entry, shown in (
-        (Line2D([], [], marker="s", linestyle="", color=PALETTE[0], label="symmetric, k = r"),
-         any(run.symmetric for run in exact)),
-        (Line2D([], [], marker="D", linestyle="", color=GREY, label="asymmetric, k = r"),
-         any(not run.symmetric for run in exact)),
-        (Line2D([], [], marker="o", linestyle="", color="white", markeredgecolor="black",
-                label="asymmetric, k > r"), bool(asym))) if shown]
-    exponent = rate_exponent(found)
-    if exponent is not None:
-        p, c, _ = exponent
-        xs = np.geomspace(min(run.alpha for run in asym), max(run.alpha for run in asym), 20)
-        ys = np.exp(c) * xs ** p
-        middle = math.exp(np.mean(np.log(xs)))  # the α² guide crosses the fit mid-range
-        handles += ax.plot(xs, ys, color="black", linewidth=1.0,
-                           label=f"fit: rate ∝ α$^{{{p:.2f}}}$")
-        handles += ax.plot(xs, math.exp(c) * middle ** p * (xs / middle) ** 2, color="black",
-                           linestyle=":", linewidth=1.0, label="theory: rate ∝ α²")
-        rows += [{"panel": "d", "curve": "power-law fit", "init_scale": x, "linear_rate": y}
-                 for x, y in zip(xs, ys)]
-    ax.legend(handles=handles, loc="best")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("initialization scale α")
-    ax.set_ylabel(r"linear rate $-\,d\ln(\mathrm{error})/d\,\mathrm{step}$")
-    ax.set_title("(d) rate of the late part against α", loc="left")
-    alphas = sorted({run.alpha for run in found})
-    ax.set_xticks(alphas, [f"{a:g}" for a in alphas])
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    return rows
-
-
 def rate_exponent(found: list[Run]) -> tuple[float, float, float] | None:
     """(p, ln c, R²) of rate ≈ c·α^p over the asymmetric k > r runs with a fit; None below 2 α."""
     asym = [run for run in found if not run.symmetric and not run.exact
@@ -337,6 +205,56 @@ def rate_exponent(found: list[Run]) -> tuple[float, float, float] | None:
     if len({run.alpha for run in asym}) < 2:
         return None
     return line([math.log(run.alpha) for run in asym], [math.log(run.fit.rate) for run in asym])
+
+
+def rate_law(rated: list[Run],
+             exponent: tuple[float, float, float] | None) -> tuple[Any, Any] | None:
+    """Panel (d)'s fitted power law, rate ≈ c·α^p, over the asymmetric k > r runs' α: (α, rate)."""
+    import numpy as np
+
+    if exponent is None:
+        return None
+    p, c, _ = exponent
+    alphas = [run.alpha for run in rated if not run.exact]
+    xs = np.geomspace(min(alphas), max(alphas), 20)
+    return xs, np.exp(c) * xs ** p
+
+
+def tidy(traces: list[Trace], rated: list[Run], law: tuple[Any, Any] | None) -> Any:
+    """Every plotted point, one row each, in drawing order."""
+    import pandas as pd
+
+    rows = [trace.run.row(trace.panel, trace.curve, x, y)
+            for trace in traces for x, y in zip(trace.x, trace.y)]
+    rows += [{**run.row("d", "rate", None, None), "linear_rate": run.fit.rate} for run in rated]
+    if law is not None:
+        rows += [{"panel": "d", "curve": "power-law fit", "init_scale": x, "linear_rate": y}
+                 for x, y in zip(*law)]
+    return pd.DataFrame(rows).astype({"k": "Int64", "r": "Int64"})
+
+
+@dataclass
+class RecoveryAnalysis(Analysis):
+    """The runs, fitted and judged, and every line and point that :func:`draw` plots."""
+
+    runs: list[Run]  # completed, in (parameterization, k, α) order
+    traces: list[Trace]  # panels (a)–(c), in drawing order
+    rated: list[Run]  # panel (d): the runs with a positive fitted rate, k = r ones first
+    exponent: tuple[float, float, float] | None  # (p, ln c, R²) of rate ≈ c·α^p, asymmetric k > r
+    law: tuple[Any, Any] | None  # that power law over their α (:func:`rate_law`)
+
+
+def analyze(preset: FigurePreset, records: list, settings: dict[str, Any]) -> RecoveryAnalysis:
+    found, skipped = read_runs(records, settings)
+    traces = [trace for run in found for trace in run_traces(run)]
+    fitted = [run for run in found if run.fit is not None and run.fit.rate > 0]
+    rated = ([run for run in fitted if run.exact]
+             + [run for run in fitted if not run.symmetric and not run.exact])
+    exponent = rate_exponent(found)
+    law = rate_law(rated, exponent)
+    verdict = judge(found, exponent, settings)
+    verdict.lines += skipped
+    return RecoveryAnalysis(tidy(traces, rated, law), verdict, found, traces, rated, exponent, law)
 
 
 def _least(values, default=None):
@@ -349,7 +267,9 @@ def _most(values, default=None):
     return max(values) if values else default
 
 
-def judge(found: list[Run], settings: dict[str, Any]) -> Verdict:
+def judge(found: list[Run], exponent: tuple[float, float, float] | None,
+          settings: dict[str, Any]) -> Verdict:
+    """Claims (1)–(3) of the module's docstring; ``exponent`` is :func:`rate_exponent`'s."""
     import numpy as np
 
     lines: list[str] = []
@@ -417,7 +337,6 @@ def judge(found: list[Run], settings: dict[str, Any]) -> Verdict:
         lines.append(f"(3) {run.describe()}: " + (
             f"rate {f.rate:.4g}/step over steps {f.first}–{f.last} (R² {f.linear_r2:.4f}), "
             f"rate/α² {f.rate / run.alpha ** 2:.3g}" if f is not None else unfitted(run)))
-    exponent = rate_exponent(found)
     fitted = [run for run in asym if run.fit is not None]
     low, high = settings["exponent"]
     squared = (exponent is not None and low <= exponent[0] <= high and len(fitted) == len(asym)
@@ -447,3 +366,148 @@ def judge(found: list[Run], settings: dict[str, Any]) -> Verdict:
     if not counted:
         lines.append("(3) is reported, not counted in `held` (alpha_squared_in_verdict: false)")
     return Verdict(bool(held), lines, numbers)
+
+
+def draw(analysis: RecoveryAnalysis) -> Figure:
+    """Panels (a)–(d), as the module's docstring lists them."""
+    found = analysis.runs
+    alphas = sorted({run.alpha for run in found})
+    ks = sorted({run.k for run in found})
+    look = {"alpha_colour": dict(zip(alphas, ALPHA_COLOURS * len(alphas))),
+            "alpha_style": dict(zip(alphas, STYLES * len(alphas))),
+            "k_colour": dict(zip(ks, K_COLOURS * len(ks)))}
+
+    fig, (sym, asym, loglog, rates) = new_figure(ncols=2, nrows=2, width=4.6, height=3.4)
+    _draw_curves(sym, asym, loglog, analysis, look)
+    _draw_rates(rates, analysis, look)
+    return fig
+
+
+def _style(trace: Trace, look: dict) -> dict[str, Any]:
+    """Fits dotted black; measured errors coloured by k with a line style per α (symmetric), by α
+    (asymmetric k > r), or grey (asymmetric k = r)."""
+    run = trace.run
+    if trace.curve != "measured":
+        return FIT_STYLE
+    if run.symmetric:
+        return {"color": look["k_colour"][run.k], "linestyle": look["alpha_style"][run.alpha],
+                "linewidth": 1.6}
+    if run.exact:
+        return {"color": GREY, "linestyle": "--", "linewidth": 1.1}
+    return {"color": look["alpha_colour"][run.alpha], "linestyle": "-", "linewidth": 1.6}
+
+
+def _draw_curves(sym, asym, loglog, analysis: RecoveryAnalysis, look: dict) -> None:
+    """Panels (a), (b): error against step, log y, with the linear fits over the late parts;
+    (c): the symmetric k > r runs on log–log axes, with their power-law fits."""
+    axes = {"a": sym, "b": asym, "c": loglog}
+    for trace in analysis.traces:
+        axes[trace.panel].plot(trace.x, trace.y, **_style(trace, look))
+    for ax, name in ((sym, "(a) symmetric $XX^\\top$"), (asym, "(b) asymmetric $FG^\\top$"),
+                     (loglog, "(c) symmetric, $k > r$: log–log")):
+        ax.set_yscale("log")
+        ax.set_xlabel("step (GD iterations)")
+        ax.set_ylabel(ERROR_LABEL)
+        ax.set_title(name, loc="left")
+    loglog.set_xscale("log")
+    _legends(sym, asym, loglog, analysis.runs, look)
+    _zoom(sym, [trace for trace in analysis.traces if trace.panel == "a"], look)
+
+
+def _legends(sym, asym, loglog, found: list[Run], look: dict) -> None:
+    from matplotlib.lines import Line2D
+
+    fitted = Line2D([], [], label="fit over the late part", **FIT_STYLE)
+
+    def k_entry(k: int, r: int) -> Line2D:
+        return Line2D([], [], color=look["k_colour"][k],
+                      label=f"k = {k}" + (" = r" if k == r else " > r"))
+
+    def alpha_entries(alphas) -> list[Line2D]:
+        return [Line2D([], [], color="black", linestyle=look["alpha_style"][alpha], linewidth=1.0,
+                       label=f"α = {alpha:g}") for alpha in sorted(alphas)]
+
+    symmetric = [run for run in found if run.symmetric]
+    ks = sorted({(run.k, run.r) for run in symmetric})
+    sym.legend(handles=[*(k_entry(k, r) for k, r in ks),
+                        *alpha_entries({run.alpha for run in symmetric}), fitted],
+               loc="upper right", bbox_to_anchor=(1.0, 0.74))  # below k > r, beside the inset
+
+    over = sorted({run.k for run in found if not run.symmetric and not run.exact})
+    handles = [Line2D([], [], color=colour, label=f"k = {', '.join(map(str, over))}, α = {alpha:g}")
+               for alpha, colour in look["alpha_colour"].items()]
+    if any(not run.symmetric and run.exact for run in found):
+        handles.append(Line2D([], [], color=GREY, linestyle="--", linewidth=1.1,
+                              label="k = r, every α"))
+    asym.legend(handles=[*handles, fitted], loc="lower right", bbox_to_anchor=(1.0, 0.1))
+
+    over_runs = [run for run in symmetric if not run.exact]
+    if over_runs:  # the theory's rate, error ∝ 1/T, above the slowest curve's end
+        slowest = max(over_runs, key=lambda run: run.errors[-1])
+        t_end, e_end = slowest.steps[-1], slowest.errors[-1]
+        guide = loglog.plot([t_end / 30, t_end], [e_end * 3 * 30, e_end * 3], color=GREY,
+                            linewidth=2.5, alpha=0.8, solid_capstyle="butt",
+                            label="slope −1: error ∝ 1/T (theory)")
+        loglog.legend(handles=[*(k_entry(k, r) for k, r in ks if k > r),
+                               *alpha_entries({run.alpha for run in over_runs}), *guide, fitted],
+                      loc="lower left")
+
+
+def _zoom(ax, symmetric: list[Trace], look: dict) -> None:
+    """An inset of the first steps, where k = r converges: ten decades in a few dozen steps."""
+    fits = [trace for trace in symmetric if trace.curve == "linear fit"]  # k = r
+    if not fits:
+        return
+    end = max(trace.run.fit.last for trace in fits) + 10
+    inset = ax.inset_axes([0.17, 0.17, 0.3, 0.4])  # below k > r, above the round-off floor
+    for trace in symmetric:
+        if trace.curve == "measured":
+            steps = [s for s in trace.x if s <= end]
+            inset.plot(steps, trace.y[:len(steps)], **{**_style(trace, look), "linewidth": 1.1})
+    for trace in fits:
+        inset.plot(trace.x, trace.y, **FIT_STYLE)
+    inset.set_yscale("log")
+    inset.set_xlim(0, end)
+    inset.set_title(f"steps 0–{end}", fontsize=8)
+    inset.tick_params(labelsize=7)
+    inset.grid(alpha=0.3)
+
+
+def _draw_rates(ax, analysis: RecoveryAnalysis, look: dict) -> None:
+    """Panel (d): the fitted linear rates against α (log–log), with the power-law fit."""
+    import numpy as np
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import NullFormatter
+
+    exact = [run for run in analysis.rated if run.exact]
+    asym = [run for run in analysis.rated if not run.exact]
+    for run in exact:
+        ax.scatter(run.alpha, run.fit.rate, marker="s" if run.symmetric else "D", s=22,
+                   color=PALETTE[0] if run.symmetric else GREY, zorder=3)
+    for run in asym:
+        ax.scatter(run.alpha, run.fit.rate, marker="o", s=34, color=look["alpha_colour"][run.alpha],
+                   edgecolor="black", linewidth=0.6, zorder=4)
+    handles = [entry for entry, shown in (
+        (Line2D([], [], marker="s", linestyle="", color=PALETTE[0], label="symmetric, k = r"),
+         any(run.symmetric for run in exact)),
+        (Line2D([], [], marker="D", linestyle="", color=GREY, label="asymmetric, k = r"),
+         any(not run.symmetric for run in exact)),
+        (Line2D([], [], marker="o", linestyle="", color="white", markeredgecolor="black",
+                label="asymmetric, k > r"), bool(asym))) if shown]
+    if analysis.law is not None:
+        p, c, _ = analysis.exponent
+        xs, ys = analysis.law
+        middle = math.exp(np.mean(np.log(xs)))  # the α² guide crosses the fit mid-range
+        handles += ax.plot(xs, ys, color="black", linewidth=1.0,
+                           label=f"fit: rate ∝ α$^{{{p:.2f}}}$")
+        handles += ax.plot(xs, math.exp(c) * middle ** p * (xs / middle) ** 2, color="black",
+                           linestyle=":", linewidth=1.0, label="theory: rate ∝ α²")
+    ax.legend(handles=handles, loc="best")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("initialization scale α")
+    ax.set_ylabel(r"linear rate $-\,d\ln(\mathrm{error})/d\,\mathrm{step}$")
+    ax.set_title("(d) rate of the late part against α", loc="left")
+    alphas = sorted({run.alpha for run in analysis.runs})
+    ax.set_xticks(alphas, [f"{a:g}" for a in alphas])
+    ax.xaxis.set_minor_formatter(NullFormatter())

@@ -5,11 +5,15 @@ smaller than GaLore's, and GaLore's smaller than AdamW's."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from optbench.figures.preset import FigurePreset
 from optbench.figures.style import PALETTE, new_figure
-from optbench.figures.verdict import Drawn, Verdict
+from optbench.figures.verdict import Analysis, Verdict
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # states on top of the weights, so the published weights + states marker is level with their top
 PARTS = ("weights", "optimizer_states", "gradients")
@@ -17,8 +21,8 @@ PARTS = ("weights", "optimizer_states", "gradients")
 
 def rows(settings: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per size and optimizer: bytes of each part, as `optbench memory` counts them."""
-    from optbench.launch import compose_checked
-    from optbench.runner.memory_estimate import estimate, published
+    from optbench.sweeps.launch import compose_checked
+    from optbench.tools.memory import estimate, published
 
     found = []
     for size in settings["sizes"]:
@@ -34,30 +38,22 @@ def rows(settings: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def draw(preset: FigurePreset, records: list, settings: dict[str, Any]) -> Drawn:
+@dataclass
+class MemoryAnalysis(Analysis):
+    """The counts (``data``), judged, and the panels' order for :func:`draw`."""
+
+    sizes: list[str]  # one panel each
+    optimizers: list[str]  # one bar each
+    precision: str
+
+
+def analyze(preset: FigurePreset, records: list, settings: dict[str, Any]) -> MemoryAnalysis:
     import pandas as pd
 
     data = pd.DataFrame(rows(settings))
-    sizes, optimizers = settings["sizes"], settings["optimizers"]
-    fig, axes = new_figure(ncols=len(sizes), width=2.6, height=3.4)
-    for ax, size in zip(axes, sizes):
-        here = data[data["task"] == size].set_index("optimizer").loc[optimizers]
-        bottom = pd.Series(0.0, index=here.index)
-        for part, colour in zip(PARTS, PALETTE):
-            gigabytes = here[part] / 1e9
-            ax.bar(range(len(optimizers)), gigabytes, bottom=bottom, color=colour, width=0.7,
-                   label=part.replace("_", " ") if ax is axes[0] else None)
-            bottom += gigabytes
-        paper = here["published_weights_and_states_gb"]
-        marked = [i for i, value in enumerate(paper) if pd.notna(value)]
-        ax.scatter(marked, paper.iloc[marked], marker="D", color="black", zorder=3, s=18,
-                   label="published weights + states" if ax is axes[0] else None)
-        ax.set_xticks(range(len(optimizers)), optimizers, rotation=45, ha="right")
-        ax.set_title(size.removeprefix("llama").upper())
-        ax.grid(axis="x", visible=False)
-    axes[0].set_ylabel(f"memory (GB, {settings['precision']})")
-    fig.legend(loc="outside lower center", ncols=4)
-    return Drawn(fig, data, judge(data, sizes))
+    sizes = settings["sizes"]
+    return MemoryAnalysis(data, judge(data, sizes), sizes, settings["optimizers"],
+                          settings["precision"])
 
 
 def judge(data: Any, sizes: list[str]) -> Verdict:
@@ -76,3 +72,29 @@ def judge(data: Any, sizes: list[str]) -> Verdict:
         lines.append(f"{row['task']} {row['optimizer']}: weights + states {ours:.2f} GB, "
                      f"published {paper:.2f} GB ({ours / paper - 1:+.0%})")
     return Verdict(held, lines, numbers)
+
+
+def draw(analysis: MemoryAnalysis) -> Figure:
+    """One panel per size: a stacked bar per optimizer, beside the published figure."""
+    import pandas as pd
+
+    data, sizes, optimizers = analysis.data, analysis.sizes, analysis.optimizers
+    fig, axes = new_figure(ncols=len(sizes), width=2.6, height=3.4)
+    for ax, size in zip(axes, sizes):
+        here = data[data["task"] == size].set_index("optimizer").loc[optimizers]
+        bottom = pd.Series(0.0, index=here.index)
+        for part, colour in zip(PARTS, PALETTE):
+            gigabytes = here[part] / 1e9
+            ax.bar(range(len(optimizers)), gigabytes, bottom=bottom, color=colour, width=0.7,
+                   label=part.replace("_", " ") if ax is axes[0] else None)
+            bottom += gigabytes
+        paper = here["published_weights_and_states_gb"]
+        marked = [i for i, value in enumerate(paper) if pd.notna(value)]
+        ax.scatter(marked, paper.iloc[marked], marker="D", color="black", zorder=3, s=18,
+                   label="published weights + states" if ax is axes[0] else None)
+        ax.set_xticks(range(len(optimizers)), optimizers, rotation=45, ha="right")
+        ax.set_title(size.removeprefix("llama").upper())
+        ax.grid(axis="x", visible=False)
+    axes[0].set_ylabel(f"memory (GB, {analysis.precision})")
+    fig.legend(loc="outside lower center", ncols=4)
+    return fig

@@ -1,12 +1,12 @@
 """Figure presets: configs/figure/NAME.yaml, read as data.
 
-Keys: ``title``, ``paper`` (the source), ``claim`` (what the figure checks), ``kind`` (the module
-of optbench.figures that draws and judges it), ``sweep`` (overrides every scale shares; none for
-figures computed without training), ``scales`` (``smoke`` and ``paper``, each with
-``overrides``, its own extra overrides; ``variants``, optional: one sweep per entry, each a list
-of overrides, for runs that are not a product, such as a tuned lr per optimizer; and ``params``)
-and ``params`` (the kind's settings, e.g. the verdict's tolerance; a scale's ``params`` are
-merged over them).
+Keys: ``title``, ``paper`` (the source), ``claim`` (what the figure checks), ``kind`` (how it is
+analysed and drawn: a name in :data:`optbench.figures.kinds.KINDS`), ``sweep`` (overrides every
+scale shares; none for figures computed without training), ``scales`` (``smoke`` and ``paper``,
+each with ``overrides``, its own extra overrides; ``variants``, optional: one sweep per entry, each
+a list of overrides, for runs that are not a product, such as a tuned lr per optimizer; and
+``params``) and ``params`` (the kind's settings, e.g. the verdict's tolerance; a scale's ``params``
+are merged over them).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from optbench.config import config_dir
 from optbench.errors import OptbenchError
+from optbench.runner.config import config_dir
 
 SCALES = ("smoke", "paper")
 

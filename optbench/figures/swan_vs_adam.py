@@ -22,14 +22,19 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from optbench.contract import RunStatus
 from optbench.figures.curves import setting
 from optbench.figures.preset import FigurePreset
 from optbench.figures.style import PALETTE, new_figure
-from optbench.figures.verdict import Drawn, Verdict
-from optbench.runner.sinks.jsonl import read_metrics
+from optbench.figures.verdict import Analysis, Verdict
+from optbench.loggers.jsonl import read_metrics
 from optbench.sweeps.collect import RunRecord, choices, distinguishing
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 COLUMNS = ("optimizer", "label", "lr", "step", "tokens", "eval_loss", "eval_ppl", "optimal_loss", "status")
 
@@ -119,9 +124,23 @@ def _labels(records: list[RunRecord]) -> dict[int, tuple[str, str]]:
     return found
 
 
-def draw(preset: FigurePreset, records: list, settings: dict[str, Any]) -> Drawn:
+@dataclass
+class EvalAnalysis(Analysis):
+    """The eval curves, judged, and what :func:`draw` marks on them."""
+
+    labels: list[str]  # one curve each, in the preset's order of optimizers
+    curves: dict[str, list[dict[str, Any]]]  # per label, its evals by step (rows of ``data``)
+    optimizers: list[str]  # the preset's order: each optimizer's colour
+    baseline: str
+    claimed: str
+    target: float | None  # the baseline's final eval loss; None where it has none (finite)
+    reached: dict[str, float | None]  # per label, the tokens at which it first reaches the target
+    optimum: float | None  # the task's optimal eval loss, where it knows one
+    title: str | None  # the task and its data source
+
+
+def analyze(preset: FigurePreset, records: list, settings: dict[str, Any]) -> EvalAnalysis:
     import pandas as pd
-    from matplotlib.ticker import EngFormatter, LogFormatter
 
     order = list(settings.get("optimizers", ["adamw", "swan", "galore", "muon"]))
     baseline, claimed = settings.get("baseline", "adamw"), settings.get("claimed", "swan")
@@ -142,53 +161,23 @@ def draw(preset: FigurePreset, records: list, settings: dict[str, Any]) -> Drawn
         return (order.index(optimizer) if optimizer in order else len(order), label)
 
     labels = sorted(data["label"].unique(), key=rank)
-    colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(order)}
     curves = {label: data[data["label"] == label].sort_values("step").to_dict("records") for label in labels}
 
     base = next((label for label in labels if curves[label][0]["optimizer"] == baseline), None)
     target = None
     if base is not None and math.isfinite(curves[base][-1]["eval_loss"]):
         target = curves[base][-1]["eval_loss"]
-
-    fig, axes = new_figure(width=5.6, height=3.8)
-    ax = axes[0]
-    seen: dict[str, int] = {}
-    for k, label in enumerate(labels):
-        points = curves[label]
-        optimizer = points[0]["optimizer"]
-        colour = colours.get(optimizer, PALETTE[(len(order) + k) % len(PALETTE)])
-        repeat = seen[optimizer] = seen.get(optimizer, -1) + 1  # runs of one optimizer: line styles
-        finite = [p for p in points if math.isfinite(p["eval_ppl"])]
-        lr = points[0]["lr"]
-        ax.plot([p["tokens"] for p in finite], [p["eval_ppl"] for p in finite], marker="o", markersize=2.5,
-                color=colour, linestyle=("-", "--", "-.", ":")[repeat % 4], label=f"{label} (lr {lr:g})" if isinstance(lr, (int, float)) else label,
-                linewidth=2.2 if optimizer in (baseline, claimed) else 1.4,
-                zorder=3 if optimizer in (baseline, claimed) else 2)
-        if target is not None:
-            reached = tokens_to_reach(points, target)
-            if reached is not None:
-                ax.plot([reached], [math.exp(target)], marker="v", markersize=7, color=colour,
-                        markeredgecolor="black", markeredgewidth=0.6, linestyle="none", zorder=4)
-    if target is not None:
-        ax.axhline(math.exp(target), color="black", linestyle="--", linewidth=0.9,
-                   label=f"{baseline}'s final ppl {math.exp(target):.3g} (▼ reached)")
+    reached = ({label: tokens_to_reach(curves[label], target) for label in labels}
+               if target is not None else {})
     optimum = data["optimal_loss"].dropna()
-    if not optimum.empty:
-        ax.axhline(math.exp(optimum.iloc[0]), color="grey", linestyle=":", linewidth=1.2,
-                   label=f"optimum (exp eval/optimal_loss) {math.exp(optimum.iloc[0]):.3g}")
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
-    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
-    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
-    ax.set_xlim(left=0)
-    ax.set_xlabel("tokens")
-    ax.set_ylabel("eval perplexity")
+    title = None
     task = (choices(records[0]).get("task") or records[0].task) if records else None
     if task:
         source = setting(records[0], "task.data.source")
-        ax.set_title(f"{task}, {source} data" if source else str(task), fontsize=10)
-    ax.legend(loc="upper right")
-    return Drawn(fig, data, judge(curves, labels, base, target, claimed, settings, skipped))
+        title = f"{task}, {source} data" if source else str(task)
+    verdict = judge(curves, labels, base, target, claimed, settings, skipped)
+    return EvalAnalysis(data, verdict, labels, curves, order, baseline, claimed, target, reached,
+                        None if optimum.empty else float(optimum.iloc[0]), title)
 
 
 def judge(curves: dict[str, list[dict[str, float]]], labels: list[str], base: str | None,
@@ -221,7 +210,7 @@ def judge(curves: dict[str, list[dict[str, float]]], labels: list[str], base: st
             "learned": share, "learns": share is not None and share >= fraction,
             "tokens_to_target": reached, "token_ratio": ratio,
         }
-        status = "" if final["status"] == "completed" else f" [{final['status']}]"
+        status = "" if final["status"] == RunStatus.COMPLETED else f" [{final['status']}]"
         learned_text = f"{share:.0%} of the gap to the optimum" if share is not None else "n/a"
         reach_text = (f"reaches the target at {_tokens(reached)} tokens, {ratio:.2f}× the baseline's"
                       if ratio is not None else "does not reach the target" if target is not None else "")
@@ -248,6 +237,51 @@ def judge(curves: dict[str, list[dict[str, float]]], labels: list[str], base: st
         lines.append(judged + f", and {claimed} needs ≤ {float(max_ratio):.2f}× the tokens")
     lines.extend(skipped)
     return Verdict(bool(held), lines, numbers)
+
+
+def draw(analysis: EvalAnalysis) -> Figure:
+    """Eval perplexity against tokens, one curve per run: ▼ where each reaches the baseline's
+    final perplexity (dashed), beside the task's optimum (dotted) where it knows one."""
+    from matplotlib.ticker import EngFormatter, LogFormatter
+
+    order, baseline, claimed = analysis.optimizers, analysis.baseline, analysis.claimed
+    target = analysis.target
+    colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(order)}
+    fig, axes = new_figure(width=5.6, height=3.8)
+    ax = axes[0]
+    seen: dict[str, int] = {}
+    for k, label in enumerate(analysis.labels):
+        points = analysis.curves[label]
+        optimizer = points[0]["optimizer"]
+        colour = colours.get(optimizer, PALETTE[(len(order) + k) % len(PALETTE)])
+        repeat = seen[optimizer] = seen.get(optimizer, -1) + 1  # runs of one optimizer: line styles
+        finite = [p for p in points if math.isfinite(p["eval_ppl"])]
+        lr = points[0]["lr"]
+        ax.plot([p["tokens"] for p in finite], [p["eval_ppl"] for p in finite], marker="o", markersize=2.5,
+                color=colour, linestyle=("-", "--", "-.", ":")[repeat % 4], label=f"{label} (lr {lr:g})" if isinstance(lr, (int, float)) else label,
+                linewidth=2.2 if optimizer in (baseline, claimed) else 1.4,
+                zorder=3 if optimizer in (baseline, claimed) else 2)
+        if analysis.reached.get(label) is not None:
+            ax.plot([analysis.reached[label]], [math.exp(target)], marker="v", markersize=7,
+                    color=colour, markeredgecolor="black", markeredgewidth=0.6, linestyle="none",
+                    zorder=4)
+    if target is not None:
+        ax.axhline(math.exp(target), color="black", linestyle="--", linewidth=0.9,
+                   label=f"{baseline}'s final ppl {math.exp(target):.3g} (▼ reached)")
+    if analysis.optimum is not None:
+        ax.axhline(math.exp(analysis.optimum), color="grey", linestyle=":", linewidth=1.2,
+                   label=f"optimum (exp eval/optimal_loss) {math.exp(analysis.optimum):.3g}")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.set_xlim(left=0)
+    ax.set_xlabel("tokens")
+    ax.set_ylabel("eval perplexity")
+    if analysis.title:
+        ax.set_title(analysis.title, fontsize=10)
+    ax.legend(loc="upper right")
+    return fig
 
 
 def _tokens(value: float | None) -> str:

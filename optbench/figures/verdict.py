@@ -1,4 +1,5 @@
-"""Whether a figure's claim held, with the numbers behind it."""
+"""What a figure kind's analysis finds: the numbers it plots and whether the claim held (the
+verdict), with the numbers behind it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from optbench.runner.run_dir import write_json
 
 if TYPE_CHECKING:
     import pandas as pd
-    from matplotlib.figure import Figure
 
 
 @dataclass
@@ -39,9 +39,11 @@ def _json_safe(value: Any) -> Any:
 
 
 @dataclass
-class Drawn:
-    """What a figure kind returns: the figure, the numbers it plots (tidy), and the verdict."""
+class Analysis:
+    """What a figure kind's ``analyze`` finds, for ``make`` to save and the kind's ``draw`` to
+    plot: the plotted numbers, tidy (saved as NAME.csv), and the verdict. Each kind subclasses
+    it with whatever else its drawing needs, computed here too, so that drawing only draws and
+    the numbers never need matplotlib."""
 
-    figure: Figure
     data: pd.DataFrame
     verdict: Verdict
