@@ -37,8 +37,9 @@ test: setup-dev ## install, then run the whole test suite
 test-fast: setup-dev ## the test suite without the `slow` end-to-end checks
 	$(BIN)/python -m pytest -m "not slow"
 
-lint: setup-dev ## ruff over the code, the tests and the benchmarks
+lint: setup-dev ## ruff over the code, the tests and the benchmarks; the import layers (lint-imports)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 bench: setup ## run the performance benchmarks (each prints ratios against a baseline)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
