@@ -16,7 +16,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from optbench.contract import Task
+from optbench.contract import LAMBDA_MAX, PRECONDITIONED, THRESHOLD, TRACE, Task
 from optbench.diagnostics.eigen import lanczos, power_iteration
 from optbench.diagnostics.hvp import LossHessian
 from optbench.diagnostics.precondition import adam_preconditioner, preconditioned
@@ -76,20 +76,20 @@ class SharpnessProbe:
         top = self._top(hessian.matvec, hessian, step)
         if self.method == "power":
             self._vector = top.eigenvectors[:, 0]
-        metrics = {"sharpness/lambda_max": top.eigenvalues[0].item()}
+        metrics = {LAMBDA_MAX: top.eigenvalues[0].item()}
         metrics |= {f"sharpness/lambda_{i}": top.eigenvalues[i].item()
                     for i in range(1, len(top.eigenvalues))}
         metrics |= self._threshold(optimizer)
         if self.preconditioned and _is_adam(optimizer) and optimizer.state:
             diag = adam_preconditioner(optimizer, hessian.parameters())
-            metrics["sharpness/preconditioned"] = self._top(
+            metrics[PRECONDITIONED] = self._top(
                 preconditioned(hessian.matvec, diag), hessian, step).eigenvalues[0].item()
         if self.trace:
             generator = torch.Generator(device=hessian.device).manual_seed(self.seed + step + 1)
             estimate = _TRACE[self.trace_method](
                 hessian.matvec, hessian.dim, self.trace_probes,
                 dtype=hessian.dtype, device=hessian.device, generator=generator)
-            metrics["curvature/trace"] = float(estimate.value)
+            metrics[TRACE] = float(estimate.value)
             metrics["curvature/trace_stderr"] = float(estimate.stderr)
         metrics["sharpness/hvps"] = hessian.num_hvps
         metrics["sharpness/seconds"] = time.perf_counter() - started
@@ -101,7 +101,7 @@ class SharpnessProbe:
         if len(rates) != 1:  # one threshold needs one step size (not a role-routed pair)
             return {}
         threshold = stability_threshold(type(optimizer), optimizer.param_groups[0])
-        return {} if threshold is None else {"sharpness/threshold": threshold.value}
+        return {} if threshold is None else {THRESHOLD: threshold.value}
 
     def state_dict(self) -> dict[str, Any]:
         return {"vector": self._vector}

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from optbench.contract import PRECONDITIONED
 from optbench.figures.eos import Edge, EdgeAnalysis, analyze_edge
 from optbench.figures.preset import FigurePreset
 from optbench.sweeps.collect import RunRecord
 
-ADAM = Edge("sharpness/preconditioned", r"preconditioned sharpness $\lambda_{\max}(P^{-1}H)$",
+ADAM = Edge(PRECONDITIONED, r"preconditioned sharpness $\lambda_{\max}(P^{-1}H)$",
             "λ_max(P⁻¹H)")
 
 

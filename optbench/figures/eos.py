@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from optbench.contract import RunStatus
+from optbench.contract import LAMBDA_MAX, THRESHOLD, TRAIN_LOSS, RunStatus
 from optbench.figures.curves import curves, setting
 from optbench.figures.preset import FigurePreset
 from optbench.figures.style import PALETTE, new_figure
@@ -33,8 +33,7 @@ from optbench.sweeps.collect import RunRecord
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-THRESHOLD = "sharpness/threshold"
-LOSS = "train/loss"
+LOSS = TRAIN_LOSS
 WINDOW_COLOUR = "#DDDDDD"
 
 
@@ -47,7 +46,7 @@ class Edge:
     symbol: str  # its name in the verdict lines
 
 
-GD = Edge("sharpness/lambda_max", r"sharpness $\lambda_{\max}$ (top Hessian eigenvalue)", "λ_max")
+GD = Edge(LAMBDA_MAX, r"sharpness $\lambda_{\max}$ (top Hessian eigenvalue)", "λ_max")
 
 
 @dataclass

@@ -56,9 +56,10 @@ class RunDir:
         return self.path / "checkpoints" / f"step_{step}.pt"
 
     def read_summary(self) -> Summary | None:
+        """The summary, or None when there is none or it cannot be read as one."""
         try:
             return Summary.from_json(read_json(self.summary))
-        except (FileNotFoundError, json.JSONDecodeError):
+        except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError, ValueError):
             return None
 
     def write_summary(self, summary: Summary) -> None:

@@ -13,12 +13,12 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from optbench.contract import RunStatus
+from optbench.contract import EVAL_LOSS, TRAIN_LOSS, RunStatus
 from optbench.runner.identity import semantic
 from optbench.sweeps.collect import RunRecord, choices, distinguishing
 
 # the final metrics shown, in this order, when any run of the table has them
-METRICS = ("train/loss", "eval/loss", "eval/ppl", "eval/acc", "eval/suboptimality", "eval/recovery_error")
+METRICS = (TRAIN_LOSS, EVAL_LOSS, "eval/ppl", "eval/acc", "eval/suboptimality", "eval/recovery_error")
 
 
 @dataclass

@@ -43,7 +43,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from optbench.contract import Batch
+from optbench.contract import EVAL_LOSS, Batch
 from optbench.errors import OptbenchError
 from optbench.tasks.linear import LinearTask
 
@@ -178,7 +178,7 @@ class HeavyTail(LinearTask):
         per_group = torch.zeros_like(self.group_examples).index_add_(0, self.example_group, losses)
         per_group = (per_group / self.group_examples).tolist()
         return {
-            "eval/loss": losses.mean().item(),
+            EVAL_LOSS: losses.mean().item(),
             "eval/acc": (logits.argmax(1) == self.y).double().mean().item(),
             **{f"eval/loss_group_{g}": value for g, value in enumerate(per_group)},
         }

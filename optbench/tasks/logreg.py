@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from optbench.contract import Batch
+from optbench.contract import EVAL_LOSS, Batch
 from optbench.errors import OptbenchError
 from optbench.tasks.linear import LinearTask
 
@@ -180,7 +180,7 @@ class LogisticRegression(LinearTask):
         margins = y * (x @ w)
         f = (F.softplus(-margins).mean() + 0.5 * self.l2 * w @ w).item()
         return {
-            "eval/loss": f,
+            EVAL_LOSS: f,
             "eval/acc": (margins > 0).double().mean().item(),
             "eval/suboptimality": f - self.f_star,
         }

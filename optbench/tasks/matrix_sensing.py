@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from optbench.contract import Batch, ParamRole, Task
+from optbench.contract import EVAL_LOSS, Batch, ParamRole, Task
 from optbench.errors import OptbenchError
 from optbench.tasks.streams import FullBatchStream
 
@@ -96,7 +96,7 @@ class MatrixSensing(Task):
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         error = model().double() - self.target.double()
         return {
-            "eval/loss": 0.5 * error.square().sum().item(),
+            EVAL_LOSS: 0.5 * error.square().sum().item(),
             "eval/recovery_error": (error.norm() / self.target.double().norm()).item(),
         }
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from optbench.contract import ParamRole, Task
+from optbench.contract import EVAL_LOSS, ParamRole, Task
 from optbench.errors import OptbenchError
 from optbench.tasks.cifar import models
 from optbench.tasks.cifar.augment import MEAN_STD, Augment, Normalize, PadMode
@@ -214,4 +214,4 @@ class CifarTask(Task):
             total += self._loss_sum(outputs, batch.labels).double()
             correct += (outputs.argmax(1) == batch.labels).sum()
         n = len(self.eval_set)
-        return {"eval/loss": total.item() / n, "eval/acc": correct.item() / n}
+        return {EVAL_LOSS: total.item() / n, "eval/acc": correct.item() / n}

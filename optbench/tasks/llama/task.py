@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from optbench.contract import ParamRole, Task, share
+from optbench.contract import EVAL_LOSS, ParamRole, Task, share
 from optbench.errors import OptbenchError
 from optbench.tasks.llama.data import (
     IGNORE_INDEX,
@@ -222,7 +222,7 @@ class LlamaTask(Task):
             part = slice(start, start + self.micro_batch)
             total += target_loss_sum(model, ids[part], labels[part]).double()
         loss = total.item() / self.eval_set.n_targets
-        metrics = {"eval/loss": loss, "eval/ppl": math.exp(loss) if loss < 700 else math.inf}
+        metrics = {EVAL_LOSS: loss, "eval/ppl": math.exp(loss) if loss < 700 else math.inf}
         if self.data.optimal_loss is not None:
             metrics["eval/optimal_loss"] = self.data.optimal_loss
         return metrics
