@@ -202,8 +202,10 @@ def test_killed_sweep_reruns_to_the_undisturbed_result(tmp_path: Path) -> None:
     os.kill(summary(job)["pid"], signal.SIGKILL)
     driver.kill()
     driver.wait()
-    # the driver's other job went with it
+    # the driver's other job went with it, stopping after its step with a checkpoint
     wait_until(lambda: not runs("running"), "a job outlived its driver", timeout=10)
+    stopped = [d for d in runs("interrupted") if d != job]
+    assert all(summary(d)["reason"].startswith("stopped by SIGTERM") for d in stopped)
     finished = {d.name: (d / "metrics.jsonl").read_bytes() for d in runs("completed")}
     assert finished and len(finished) < 6
 

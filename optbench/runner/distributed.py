@@ -71,6 +71,16 @@ def agree(value: T) -> T:
     return box[0]
 
 
+def agree_max(value: int, device: torch.device) -> int:
+    """The largest of the ranks' ``value``: a stop signal that reached any rank stops all of them
+    at the same step (a cheap all-reduce, unlike :func:`agree`'s broadcast of an object)."""
+    if world_size() == 1:
+        return value
+    box = torch.tensor([value], device=device)
+    dist.all_reduce(box, op=dist.ReduceOp.MAX)
+    return int(box.item())
+
+
 def barrier() -> None:
     if world_size() > 1:
         dist.barrier()

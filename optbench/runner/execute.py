@@ -8,12 +8,15 @@ refused, so a finished run's files are never overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
+from filelock import FileLock, Timeout
 from omegaconf import OmegaConf
 from rich.markup import escape
 
@@ -23,13 +26,14 @@ from optbench.loggers.console import ConsoleSink, console, summary_table
 from optbench.loggers.jsonl import JsonlSink
 from optbench.runner import distributed
 from optbench.runner.build import build
-from optbench.runner.checkpoint import load_checkpoint
+from optbench.runner.checkpoint import load_latest
 from optbench.runner.env import capture_env
 from optbench.runner.identity import semantic
 from optbench.runner.loop import Outcome, Trainer
 from optbench.runner.plugins import instantiate
 from optbench.runner.run_dir import RunDir, slurm_job, write_json
 from optbench.runner.seeding import derive_seed, seed_everything
+from optbench.runner.signals import StopRequest, graceful_stop
 from optbench.runner.spec import RunSpec
 
 
@@ -43,25 +47,31 @@ def _first_difference(old: Any, new: Any, path: str = "") -> str | None:
     return None if old == new else f"{path}: {old!r} -> {new!r}"
 
 
-def _check_run_dir(run_dir: RunDir, config: dict[str, Any]) -> RunStatus | None:
+def _another_config(run_dir: RunDir, difference: str) -> OptbenchError:
+    return OptbenchError(f"{run_dir.path} holds a run of another config ({difference}); "
+                         "choose another hydra.run.dir, or delete that directory")
+
+
+def _check_identity(run_dir: RunDir, recorded: str | None, spec: RunSpec) -> None:
+    """A run's id is recorded in its summary and checkpoints too, so a run dir whose config.yaml
+    is gone is still never resumed under another config."""
+    if recorded is not None and recorded != spec.run_id:
+        raise _another_config(run_dir, f"run id {recorded}, this config's is {spec.run_id}")
+
+
+def _check_run_dir(run_dir: RunDir, spec: RunSpec) -> RunStatus | None:
     """The status of the run already in ``run_dir`` (None if empty), after checking that it is
     a run of this same config."""
     if run_dir.config.exists():
         previous = yaml.safe_load(run_dir.config.read_text()) or {}
-        difference = _first_difference(semantic(previous), semantic(config))
+        difference = _first_difference(semantic(previous), semantic(spec.resolved))
         if difference:
-            raise OptbenchError(
-                f"{run_dir.path} holds a run of another config ({difference}); "
-                "choose another hydra.run.dir, or delete that directory"
-            )
-    owner = run_dir.read_summary()
-    status = run_dir.status(owner)
-    if status == RunStatus.RUNNING:
-        raise OptbenchError(
-            f"{run_dir.path} is in use by a running process (pid {owner.pid} on "
-            f"{owner.host}); wait for it or choose another hydra.run.dir"
-        )
-    return status
+            raise _another_config(run_dir, difference)
+    summary = run_dir.read_summary()
+    _check_identity(run_dir, summary.run_id if summary else None, spec)
+    status = run_dir.status(summary)
+    # we hold the run dir's lock: a summary that still says running was left by a process that died
+    return RunStatus.INTERRUPTED if status == RunStatus.RUNNING else status
 
 
 def _sinks(spec: RunSpec, start_step: int, resume: bool) -> list[Sink]:
@@ -87,18 +97,54 @@ def _sinks(spec: RunSpec, start_step: int, resume: bool) -> list[Sink]:
     return sinks
 
 
+@contextlib.contextmanager
+def _locked(run_dir: RunDir) -> Iterator[None]:
+    """Hold the run dir's lock for the life of the run: an flock on ``.lock``, which the kernel
+    releases when the process dies, however it dies. Rank 0 alone takes it (under torchrun the
+    other ranks write nothing). Enforced on local filesystems and across NFSv4 clients (Linux
+    emulates flock with POSIX locks there); a filesystem mounted without working locks cannot
+    keep two hosts out of one run dir."""
+    if not distributed.is_main():
+        yield
+        return
+    run_dir.path.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(run_dir.lock, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        owner = run_dir.read_summary()
+        holder = f" (pid {owner.pid} on {owner.host})" if owner and owner.pid else ""
+        raise OptbenchError(f"{run_dir.path} is in use by a running process{holder}; "
+                            "wait for it or choose another hydra.run.dir") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def execute(spec: RunSpec) -> Outcome | None:
-    """Run (or resume) the run of ``spec``; None when it was already finished."""
+    """Run (or resume) the run of ``spec``; None when it was already finished. The run dir is
+    locked while it runs, and a signal stops it after the step in progress, with a checkpoint
+    (:mod:`optbench.runner.signals`)."""
+    with _locked(spec.run_dir), graceful_stop() as stop:
+        return _run(spec, stop)
+
+
+def _run(spec: RunSpec, stop: StopRequest) -> Outcome | None:
     main = distributed.is_main()
     console.quiet = not main  # under torchrun only rank 0 prints and writes the run dir
     cfg, run_dir = spec.config, spec.run_dir
-    status = _check_run_dir(run_dir, spec.resolved)
+    status = _check_run_dir(run_dir, spec)
     if status is not None and status.finished:
         console.print(f"{escape(str(run_dir.path))}: already {status}, not recomputed "
                       "(delete it to run again)", soft_wrap=True)
         console.print(summary_table(run_dir.read_summary()))
         return None
-    resume = run_dir.checkpoint.exists()
+    checkpoint = load_latest(run_dir, lambda line: console.print(
+        f"[bold yellow]checkpoint:[/] {escape(line)}", soft_wrap=True))
+    resume = checkpoint is not None
+    if resume:
+        _check_identity(run_dir, checkpoint.get("run_id"), spec)
     distributed.barrier()  # every rank has read the run dir before rank 0 writes to it
 
     summary = Summary(status=RunStatus.RUNNING, run_id=spec.run_id, task=spec.task, optimizer=spec.optimizer,
@@ -116,18 +162,20 @@ def execute(spec: RunSpec) -> Outcome | None:
     trainer: Trainer | None = None
     try:
         built = build(spec)
-        trainer = Trainer(cfg, built, built.task.train_stream(derive_seed(cfg.seed, "data")), spec.device, run_dir)
+        trainer = Trainer(cfg, built, built.task.train_stream(derive_seed(cfg.seed, "data")), spec.device, run_dir,
+                          spec.run_id)
         if resume:
-            trainer.restore(load_checkpoint(run_dir.checkpoint))
+            trainer.restore(checkpoint)
             console.print(f"resuming {escape(str(run_dir.path))} from step {trainer.state.step}")
         else:
             seed_everything(derive_seed(cfg.seed, "train"))
         sinks = _sinks(spec, trainer.state.step, resume) if main else []
-        outcome = trainer.run(sinks)
+        outcome = trainer.run(sinks, stop)
         summary.status, summary.reason, summary.final = outcome.status, outcome.reason, outcome.final
         return outcome
-    except (KeyboardInterrupt, SystemExit):
-        summary.status, summary.reason = RunStatus.INTERRUPTED, "interrupted by the user"
+    except (KeyboardInterrupt, SystemExit) as err:
+        summary.status = RunStatus.INTERRUPTED
+        summary.reason = str(err) if isinstance(err, KeyboardInterrupt) and str(err) else "interrupted by the user"
         raise
     except BaseException as err:
         message = str(err) if isinstance(err, OptbenchError) else f"{type(err).__name__}: {err}"
@@ -142,5 +190,5 @@ def execute(spec: RunSpec) -> Outcome | None:
             run_dir.write_summary(summary)
         for sink in sinks:
             sink.close(summary)
-        if summary.status == RunStatus.DIVERGED:
-            console.print(f"[bold yellow]diverged:[/] {escape(summary.reason)}", soft_wrap=True)
+        if summary.status in (RunStatus.DIVERGED, RunStatus.INTERRUPTED):
+            console.print(f"[bold yellow]{summary.status}:[/] {escape(summary.reason)}", soft_wrap=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,11 +22,12 @@ from optbench import contract
 from optbench.contract import BatchStream, RunStatus, Sink, has_train_eval_modes, needs_create_graph
 from optbench.runner import distributed, memory
 from optbench.runner.build import Built
-from optbench.runner.checkpoint import save_checkpoint
+from optbench.runner.checkpoint import save_checkpoint, save_latest
 from optbench.runner.device import autocast
 from optbench.runner.perf import peak_flops
 from optbench.runner.run_dir import RunDir
 from optbench.runner.seeding import restore_rng_states, rng_states
+from optbench.runner.signals import StopRequest
 
 
 @dataclass
@@ -45,18 +47,20 @@ class LoopState:
 
 @dataclass
 class Outcome:
-    status: RunStatus  # completed or diverged
+    status: RunStatus  # completed, diverged, or interrupted by a signal
     reason: str | None = None
     final: dict[str, float] = field(default_factory=dict)
+    signal: int | None = None  # the signal that stopped the run
 
 
 class Trainer:
     def __init__(self, cfg: DictConfig, built: Built, stream: BatchStream, device: torch.device,
-                 run_dir: RunDir) -> None:
+                 run_dir: RunDir, run_id: str | None = None) -> None:
+        """``run_id``: recorded in every checkpoint, so a resume can tell whose state it is."""
         self.cfg, self.train_cfg = cfg, cfg.train
         self.task, self.model, self.optimizer = built.task, built.model, built.optimizer
         self.scheduler, self.probe, self.parallel = built.schedule, built.probe, built.parallel
-        self.stream, self.device, self.run_dir = stream, device, run_dir
+        self.stream, self.device, self.run_dir, self.run_id = stream, device, run_dir, run_id
         # training steps may run compiled; evaluation, probes and checkpoints use the module itself
         self.forward_model = torch.compile(self.parallel) if cfg.train.compile else self.parallel
         self.peaks = memory.PeakTracker(device)
@@ -78,10 +82,11 @@ class Trainer:
             "rng": rng_states(),
             "loop": self.state.__dict__,
             "probe": self.probe.state_dict() if self.probe else None,
+            "run_id": self.run_id,
         }
         if not distributed.is_main():
             return
-        save_checkpoint(self.run_dir.checkpoint, state)
+        save_latest(self.run_dir, state)
         if self.train_cfg.keep_checkpoints:
             save_checkpoint(self.run_dir.kept_checkpoint(self.state.step), state)
 
@@ -194,8 +199,20 @@ class Trainer:
             lambda: self.probe(self.task, self.model, self.optimizer, self.state.step))
         return {**metrics, contract.PROBE_PEAK_BYTES: peak}
 
+    def _stop_signal(self, stop: StopRequest | None, pause: bool) -> int:
+        """The signal that asks the run to stop after this step, 0 if none. Under torchrun the
+        ranks agree on it at the steps that pause the clock anyway (log, eval, checkpoint,
+        probe): a host sync at every step would stall the GPUs."""
+        if stop is None:
+            return 0
+        if distributed.world_size() == 1:
+            return stop.signal or 0
+        return distributed.agree_max(stop.signal or 0, self.device) if pause else 0
+
     # -- the loop ----------------------------------------------------------------------------
-    def run(self, sinks: list[Sink]) -> Outcome:
+    def run(self, sinks: list[Sink], stop: StopRequest | None = None) -> Outcome:
+        """Train to ``train.steps``; ``stop``: set by a signal, it ends the run after the step in
+        progress, with a checkpoint at that step."""
         cfg, s = self.train_cfg, self.state
 
         def emit(step: int, metrics: dict[str, float]) -> None:
@@ -237,9 +254,14 @@ class Trainer:
                 metrics.update(self.sharpness())
             if metrics:
                 emit(s.step, metrics)
-            if save_now:
+            signum = self._stop_signal(stop, pause)
+            if save_now or signum:
                 s.wall_seconds = wall_before + time.perf_counter() - session_start
                 self.checkpoint()
+            if signum:
+                name = signal.Signals(signum).name
+                return Outcome(RunStatus.INTERRUPTED, f"stopped by {name} after step {s.step}, checkpointed; "
+                               "run it again to resume", dict(self.state.latest), signum)
             if pause:
                 clock_start = time.perf_counter()
         s.wall_seconds = wall_before + time.perf_counter() - session_start

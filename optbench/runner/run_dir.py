@@ -1,7 +1,8 @@
 """The run directory: its files, atomic writes, and the status of the run it holds.
 
 Layout (docs/architecture.md §3): config.yaml, overrides.yaml, env.json, metrics.jsonl, summary.json,
-checkpoint.pt, wandb/; ``summary.json`` holds a :class:`optbench.contract.Summary`.
+checkpoint.pt and checkpoint.prev.pt (see :mod:`optbench.runner.checkpoint`), .lock, wandb/;
+``summary.json`` holds a :class:`optbench.contract.Summary`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,14 @@ class RunDir:
     metrics = property(lambda self: self.path / "metrics.jsonl")
     summary = property(lambda self: self.path / "summary.json")
     checkpoint = property(lambda self: self.path / "checkpoint.pt")
+    lock = property(lambda self: self.path / ".lock")  # held by the process running the run
+
+    previous_checkpoint = property(lambda self: self.path / "checkpoint.prev.pt")
+
+    @property
+    def checkpoints(self) -> list[Path]:
+        """The checkpoints to resume from, newest first (runner/checkpoint.py keeps two)."""
+        return [p for p in (self.checkpoint, self.previous_checkpoint) if p.exists()]
 
     def kept_checkpoint(self, step: int) -> Path:
         return self.path / "checkpoints" / f"step_{step}.pt"
@@ -75,7 +84,7 @@ class RunDir:
         """
         summary = summary if summary is not None else self.read_summary()
         if summary is None:
-            return RunStatus.INTERRUPTED if self.checkpoint.exists() else None
+            return RunStatus.INTERRUPTED if self.checkpoints else None
         if summary.status != RunStatus.RUNNING:
             return summary.status
         if summary.host == socket.gethostname() and not pid_alive(summary.pid):

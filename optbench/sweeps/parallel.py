@@ -5,8 +5,8 @@ Written here rather than taken from Hydra's joblib launcher because that one can
 job its own ``CUDA_VISIBLE_DEVICES`` (it must be set before CUDA starts in the process) nor
 survive a worker that is killed: loky then fails the whole batch. Here every job is a new
 process that sets its devices and threads before CUDA starts; a job that dies is reported and
-the others go on; and a job exits when the driver does, so a killed sweep leaves no orphans
-(its runs resume from their checkpoints when the sweep is re-run).
+the others go on; and a job stops when the driver does, with a checkpoint, so a killed sweep
+leaves no orphans (its runs resume from their checkpoints when the sweep is re-run).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from optbench.errors import OptbenchError
+from optbench.runner.run_dir import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -83,24 +84,29 @@ def plan_slots(jobs: int | None, gpus_per_job: int, threads_per_job: int | None,
 
 # What jobs spend their start-up importing: the runner (torch, Hydra), torch.optim's lazy
 # import of dynamo, and the data libraries
-_PRELOAD = ("optbench.runner.job", "torch._dynamo", "sklearn.datasets", "scipy.optimize")
+_PRELOAD = ("optbench.sweeps.task_function", "torch._dynamo", "sklearn.datasets", "scipy.optimize")
+#: how long a job whose driver has gone may take to stop after its step before it is killed
+STOP_GRACE_SECONDS = 30.0
 
 
-def _exit_with_parent() -> None:
-    """End this job when the sweep driver ends (even by SIGKILL), as a job of a killed sweep: its
-    parent, the driver's fork server, exits with the driver."""
-    parent = os.getppid()
-    while os.getppid() == parent:
+def _stop_with_driver(driver: int) -> None:
+    """Stop this job when the sweep driver ends, however it ends (even SIGKILL): SIGTERM, so the
+    run checkpoints after its step and records ``interrupted`` (re-running the sweep resumes
+    it), then SIGKILL if it has not stopped after the grace period. The driver's pid is watched,
+    not the parent's: the parent is the fork server, which may outlive the driver."""
+    while pid_alive(driver):
         time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(STOP_GRACE_SECONDS)
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _child(conn: Connection, slot: Slot, shared: bytes, config: bytes) -> None:
+def _child(conn: Connection, slot: Slot, shared: bytes, config: bytes, driver: int) -> None:
     import torch
 
     os.environ.update(slot.env)  # CUDA reads CUDA_VISIBLE_DEVICES when it starts, not at import
     torch.set_num_threads(slot.threads)
-    threading.Thread(target=_exit_with_parent, daemon=True).start()
+    threading.Thread(target=_stop_with_driver, args=(driver,), daemon=True).start()
     from hydra.core.singleton import Singleton
     from hydra.core.utils import JobStatus, run_job, setup_globals
 
@@ -150,7 +156,8 @@ def run_parallel(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_
                 config.hydra.job.id, config.hydra.job.num = f"job_{idx}", idx
             receive, send = context.Pipe(duplex=False)
             slot = free.pop(0)
-            process = context.Process(target=_child, args=(send, slot, shared, cloudpickle.dumps(config)))
+            process = context.Process(target=_child,
+                                      args=(send, slot, shared, cloudpickle.dumps(config), os.getpid()))
             process.start()
             send.close()
             log.info(f"\t#{idx} : {' '.join(overrides)} ({slot.describe()})")

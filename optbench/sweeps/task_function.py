@@ -67,7 +67,7 @@ class TaskFunction:
         if multirun and distributed.is_main():  # under torchrun the ranks share one job
             register_job(Path(hc.sweep.dir), int(hc.job.num), list(hc.overrides.task), run_dir.path, identity)
         try:
-            execute(spec_from_hydra(cfg))
+            outcome = execute(spec_from_hydra(cfg))
         except OptbenchError as err:
             print_error(err)
             if not multirun:
@@ -79,6 +79,9 @@ class TaskFunction:
             if not multirun:
                 raise
             console.print_exception()
+        else:
+            if outcome is not None and outcome.signal:  # stopped by a signal: so is the sweep
+                sys.exit(128 + outcome.signal)
         try:
             return objective_value(cfg.objective, run_dir.read_summary())
         except OptbenchError as err:

@@ -1,0 +1,52 @@
+"""Stopping a run gracefully when it is told to: SIGTERM (what SLURM sends on preemption, a time
+limit or ``scancel``), SIGINT (Ctrl-C) and SIGUSR1 (which SLURM can send ahead of the limit,
+``--signal=USR1@60``).
+
+The first such signal asks the loop to stop after the step in progress: it writes a checkpoint,
+the run is recorded as ``interrupted`` and the process exits with 128 + the signal's number, the
+shell's convention. A second signal stops at once (KeyboardInterrupt), as an impatient user
+expects. SIGUSR2 is left to submitit, which requeues SLURM jobs on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+
+
+class StopRequest:
+    """Set by the first signal; read by the loop between steps."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt(f"second signal ({signal.Signals(signum).name}): stopping at once")
+        self.signal = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signal).name if self.signal is not None else ""
+
+
+@contextlib.contextmanager
+def graceful_stop() -> Iterator[StopRequest]:
+    """Within the block, the signals above set the request instead of killing the process; the
+    previous handlers come back after it. Signal handlers can only be set from the main thread:
+    elsewhere the request is never set and signals keep their usual effect."""
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+    previous = {signum: signal.signal(signum, request._handle) for signum in SIGNALS}
+    try:
+        yield request
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
