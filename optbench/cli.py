@@ -207,7 +207,7 @@ def runs(
         _runs_table(directory, title=str(directory))
 
 
-sweep_app = typer.Typer(help="Follow and collect sweeps: [bold]optbench sweep status DIR[/], [bold]optbench sweep collect DIR[/].",
+sweep_app = typer.Typer(help="Follow, stop and collect sweeps: [bold]optbench sweep status DIR[/], [bold]optbench sweep cancel DIR[/], [bold]optbench sweep collect DIR[/].",
                         no_args_is_help=True)
 app.add_typer(sweep_app, name="sweep")
 
@@ -243,6 +243,33 @@ def status(
     out.print(f"sweep {escape(str(directory))} ({m.launcher} launcher, {m.sweeper} sweeper, driver "
               f"{current.driver}): {len(current.records)}{'' if m.size is None else f' of {m.size}'} "
               f"job(s): {counts}", soft_wrap=True, highlight=False)
+    out.print(views.records_table(current.records, directory, title="", reasons=True))
+
+
+@sweep_app.command()
+@user_errors
+def cancel(
+    directory: Annotated[Path, typer.Argument(help="The sweep dir.")],
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for its jobs to stop.")] = 120.0,
+) -> None:
+    """Stop a sweep: its driver and running jobs checkpoint after their step and stop (SLURM jobs
+    are scancel-ed); running the sweep's command again resumes them."""
+    import time
+
+    from optbench import views
+    from optbench.contract import RunStatus
+    from optbench.sweeps.cancel import cancel as cancel_sweep
+
+    current = _sweep(directory)
+    done = cancel_sweep(directory, current.manifest)
+    stopping = ([f"{len(done.processes)} process(es) on this host"] if done.processes else []) + \
+        ([f"SLURM job(s) {', '.join(done.slurm_jobs)}"] if done.slurm_jobs else [])
+    out.print(f"stopping {' and '.join(stopping) or 'nothing: no job of this sweep runs here'}",
+              highlight=False)
+    deadline = time.monotonic() + timeout
+    while any(r.status == RunStatus.RUNNING for r in current.records) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        current = _sweep(directory)
     out.print(views.records_table(current.records, directory, title="", reasons=True))
 
 

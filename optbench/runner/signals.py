@@ -11,6 +11,7 @@ expects. SIGUSR2 is left to submitit, which requeues SLURM jobs on it.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -35,6 +36,19 @@ class StopRequest:
         return signal.Signals(self.signal).name if self.signal is not None else ""
 
 
+_current: StopRequest | None = None  # the request of the run in progress in this process
+
+
+def ask_to_stop(signum: int) -> None:
+    """Ask the run in progress in this process to stop, as a first signal would, from any thread;
+    unlike a signal, asking again never escalates to stopping at once. Without a run in
+    progress, the process is sent the signal."""
+    if _current is None:
+        os.kill(os.getpid(), signum)
+    elif _current.signal is None:
+        _current.signal = signum
+
+
 @contextlib.contextmanager
 def graceful_stop() -> Iterator[StopRequest]:
     """Within the block, the signals above set the request instead of killing the process; the
@@ -44,9 +58,12 @@ def graceful_stop() -> Iterator[StopRequest]:
     if threading.current_thread() is not threading.main_thread():
         yield request
         return
+    global _current
     previous = {signum: signal.signal(signum, request._handle) for signum in SIGNALS}
+    _current = request
     try:
         yield request
     finally:
+        _current = None
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -25,6 +25,7 @@ from typing import Any
 
 from optbench.errors import OptbenchError
 from optbench.runner.run_dir import pid_alive
+from optbench.runner.signals import ask_to_stop
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +91,13 @@ STOP_GRACE_SECONDS = 30.0
 
 
 def _stop_with_driver(driver: int) -> None:
-    """Stop this job when the sweep driver ends, however it ends (even SIGKILL): SIGTERM, so the
-    run checkpoints after its step and records ``interrupted`` (re-running the sweep resumes
-    it), then SIGKILL if it has not stopped after the grace period. The driver's pid is watched,
-    not the parent's: the parent is the fork server, which may outlive the driver."""
+    """Stop this job when the sweep driver ends, however it ends (even SIGKILL), as SIGTERM
+    would: the run checkpoints after its step and records ``interrupted`` (re-running the sweep
+    resumes it); SIGKILL if it has not stopped after the grace period. The driver's pid is
+    watched, not the parent's: the parent is the fork server, which may outlive the driver."""
     while pid_alive(driver):
         time.sleep(0.5)
-    os.kill(os.getpid(), signal.SIGTERM)
+    ask_to_stop(signal.SIGTERM)  # a job signalled already (sweep cancel) is not stopped at once
     time.sleep(STOP_GRACE_SECONDS)
     os.kill(os.getpid(), signal.SIGKILL)
 
