@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -52,12 +53,19 @@ def test_a_signal_checkpoints_the_step_and_the_rerun_recomputes_nothing(tmp_path
     assert losses(stopped) == losses(clean)
 
 
-def test_a_second_signal_stops_at_once():
+def test_a_second_signal_stops_at_once_but_a_duplicate_delivery_does_not(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
     request = StopRequest()
     request._handle(signal.SIGTERM, None)
     assert request.signal == signal.SIGTERM and request.name == "SIGTERM"
+    now[0] += 0.01
+    request._handle(signal.SIGTERM, None)  # SLURM's second delivery of one scancel
     with pytest.raises(KeyboardInterrupt, match="second signal"):
         request._handle(signal.SIGINT, None)
+    now[0] += 5
+    with pytest.raises(KeyboardInterrupt, match="second signal"):
+        request._handle(signal.SIGTERM, None)
 
 
 def test_a_second_process_is_refused_while_the_first_runs(tmp_path):

@@ -4,13 +4,18 @@ Without SLURM these tests skip with the reason; test_sweeps.py covers submitit_l
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import optbench
+import torch
+from helpers import optbench, wait_until
 from slurm_cluster import PARTITION
+
+from optbench.contract import RunStatus
+from optbench.sweeps.collect import find_runs
 
 
 @pytest.mark.timeout(120)  # without sacct, submitit would wait forever on a job that died
@@ -62,3 +67,36 @@ def test_detached_sweep_on_slurm_is_followed_and_collected(
     assert set(table["status"]) == {"completed"} and len(set(table["run_id"])) == 4
     # the jobs ran as SLURM jobs (submitit's folders hold their ids), each in its own run dir
     assert len(list((tmp_path / "s" / ".submitit").glob("*_*/*_log.out"))) == 4
+
+
+@pytest.mark.timeout(300)
+def test_a_cancelled_slurm_job_checkpoints_and_resumes(
+    slurm_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`optbench sweep cancel` scancels the sweep's SLURM jobs: SLURM sends SIGTERM, and the run
+    stops after its step with a checkpoint there; the rerun resumes it."""
+    monkeypatch.setenv("SLURM_CONF", slurm_env["SLURM_CONF"])
+    sweep = ["task=logreg", "task.batch_size=8", "optimizer=sgd,adam", "train.steps=15000",
+             "train.checkpoint_every=5000", "logger=none", "hydra/launcher=slurm",
+             f"hydra.launcher.partition={PARTITION}", "hydra.launcher.gpus_per_node=null",
+             "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1", "hydra.launcher.timeout_min=5",
+             "hydra.sweep.dir=s"]
+    optbench("run", "-m", "--detach", *sweep, cwd=tmp_path)
+
+    def training() -> bool:
+        records = find_runs(tmp_path / "s") if (tmp_path / "s" / "jobs").is_dir() else []
+        return any(r.status == RunStatus.RUNNING and r.steps for r in records)
+
+    wait_until(training, "no SLURM job started training", timeout=120)
+    cancelled = optbench("sweep", "cancel", "s", cwd=tmp_path)
+    assert "SLURM job(s)" in cancelled.stdout
+    stopped = [r for r in find_runs(tmp_path / "s") if r.status == RunStatus.INTERRUPTED]
+    assert stopped and all(r.reason.startswith("stopped by SIGTERM") for r in stopped)
+    for record in stopped:
+        step = json.loads((record.path / "summary.json").read_text())["steps"]
+        assert torch.load(record.path / "checkpoint.pt", weights_only=False)["loop"]["step"] == step
+
+    here = [o for o in sweep if not o.startswith("hydra")]  # the same runs, resumed on this machine
+    rerun = optbench("run", "-m", *here, "hydra.sweep.dir=again", cwd=tmp_path)
+    for record in stopped:
+        assert f"resuming {record.path} from step" in rerun.stderr

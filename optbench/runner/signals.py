@@ -5,7 +5,9 @@ limit or ``scancel``), SIGINT (Ctrl-C) and SIGUSR1 (which SLURM can send ahead o
 The first such signal asks the loop to stop after the step in progress: it writes a checkpoint,
 the run is recorded as ``interrupted`` and the process exits with 128 + the signal's number, the
 shell's convention. A second signal stops at once (KeyboardInterrupt), as an impatient user
-expects. SIGUSR2 is left to submitit, which requeues SLURM jobs on it.
+expects, unless it repeats the first within a second: ``scancel`` delivers SIGTERM to a job's
+step and to its batch shell, so a SLURM job often sees it twice. SIGUSR2 is left to submitit,
+which requeues SLURM jobs on it.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from types import FrameType
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+DUPLICATE_SECONDS = 1.0  # the same signal again within this is a duplicate delivery, not a second ask
 
 
 class StopRequest:
@@ -25,11 +29,14 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signal: int | None = None
+        self._at = 0.0  # when it was set (time.monotonic)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.signal is not None:
+        now = time.monotonic()
+        if self.signal is None:
+            self.signal, self._at = signum, now
+        elif signum != self.signal or now - self._at >= DUPLICATE_SECONDS:
             raise KeyboardInterrupt(f"second signal ({signal.Signals(signum).name}): stopping at once")
-        self.signal = signum
 
     @property
     def name(self) -> str:
