@@ -82,7 +82,8 @@ SlurmdPort={_free_port()}
 SlurmUser={user}
 SlurmdUser=root
 AuthType=auth/munge
-AuthInfo=socket={d}/munge/munge.socket
+# cred_expire: SLURM holds a requeued job back for cred_expire + 1 s (default 121 s)
+AuthInfo=socket={d}/munge/munge.socket,cred_expire=5
 CredType=cred/munge
 MpiDefault=none
 ProctrackType=proctrack/linuxproc

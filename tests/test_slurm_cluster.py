@@ -100,3 +100,32 @@ def test_a_cancelled_slurm_job_checkpoints_and_resumes(
     rerun = optbench("run", "-m", *here, "hydra.sweep.dir=again", cwd=tmp_path)
     for record in stopped:
         assert f"resuming {record.path} from step" in rerun.stderr
+
+
+@pytest.mark.timeout(300)
+def test_a_preempted_slurm_job_checkpoints_requeues_and_completes(
+    slurm_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGUSR2, SLURM's warning before preemption or the time limit: the run checkpoints after
+    its step, submitit requeues the job, and the requeued job resumes it to the end."""
+    monkeypatch.setenv("SLURM_CONF", slurm_env["SLURM_CONF"])
+    optbench("run", "-m", "--detach", "task=logreg", "task.batch_size=8", "optimizer=sgd", "train.steps=15000",
+             "train.checkpoint_every=5000", "logger=none", "hydra/launcher=slurm",
+             f"hydra.launcher.partition={PARTITION}", "hydra.launcher.gpus_per_node=null",
+             "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1", "hydra.launcher.timeout_min=5",
+             "hydra.sweep.dir=s", cwd=tmp_path)
+
+    def record():
+        records = find_runs(tmp_path / "s") if (tmp_path / "s" / "jobs").is_dir() else []
+        return records[0] if records else None
+
+    wait_until(lambda: record() is not None and record().status == RunStatus.RUNNING and record().steps,
+               "the SLURM job did not start training", timeout=120)
+    job = next(p.name for p in (tmp_path / "s" / ".submitit").iterdir() if p.name[0].isdigit())
+    subprocess.run(["scancel", "--signal=USR2", job], check=True, env=slurm_env)
+    wait_until(lambda: "stopped by SIGUSR2" in ((record().reason or "") if record() else ""),
+               "the run did not stop on SIGUSR2", timeout=60)
+    stopped_at = record().steps
+    wait_until(lambda: record().status == RunStatus.COMPLETED, "the requeued job did not complete", timeout=240)
+    logs = "".join(p.read_text() for p in (tmp_path / "s" / ".submitit").glob("*/*_log.*"))
+    assert f"resuming {record().path} from step {stopped_at}" in logs

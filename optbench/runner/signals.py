@@ -6,8 +6,11 @@ The first such signal asks the loop to stop after the step in progress: it write
 the run is recorded as ``interrupted`` and the process exits with 128 + the signal's number, the
 shell's convention. A second signal stops at once (KeyboardInterrupt), as an impatient user
 expects, unless it repeats the first within a second: ``scancel`` delivers SIGTERM to a job's
-step and to its batch shell, so a SLURM job often sees it twice. SIGUSR2 is left to submitit,
-which requeues SLURM jobs on it.
+step and to its batch shell, so a SLURM job often sees it twice.
+
+Under submitit (``hydra/launcher=slurm``), SLURM's preemption and time-limit warning is SIGUSR2,
+on which submitit requeues the job: it stops the run the same way, and once its checkpoint is
+written and the run recorded, submitit's own handler requeues the job, which then resumes.
 """
 
 from __future__ import annotations
@@ -66,7 +69,10 @@ def graceful_stop() -> Iterator[StopRequest]:
         yield request
         return
     global _current
-    previous = {signum: signal.signal(signum, request._handle) for signum in SIGNALS}
+    requeue = signal.getsignal(signal.SIGUSR2)  # submitit's, in a SLURM job it runs
+    requeue = requeue if callable(requeue) else None
+    caught = SIGNALS if requeue is None else (*SIGNALS, signal.SIGUSR2)
+    previous = {signum: signal.signal(signum, request._handle) for signum in caught}
     _current = request
     try:
         yield request
@@ -74,3 +80,5 @@ def graceful_stop() -> Iterator[StopRequest]:
         _current = None
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+    if requeue is not None and request.signal == signal.SIGUSR2:
+        requeue(signal.SIGUSR2, None)  # the run is checkpointed and recorded: requeue, and exit
