@@ -15,7 +15,8 @@ import torch
 
 
 def derive_seed(seed: int, stream: str) -> int:
-    """A 63-bit seed for one named purpose (``"model"``, ``"data"``, ``"probe"``) of run ``seed``."""
+    """A 63-bit seed for one named purpose (``"model"``, ``"data"``, ``"probe"``) of run ``seed``
+    (a run's seed is checked against :data:`optbench.runner.config.SEEDS` before it gets here)."""
     sequence = np.random.SeedSequence([seed, zlib.crc32(stream.encode())])
     return int(sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 

@@ -1,10 +1,12 @@
 """A run's spec: its config, checked and resolved, and what its launch decided (names, run dir,
 sweep), as one typed record. :func:`resolve` makes it; nothing after it reads Hydra.
 
-:func:`resolve` is pure and loads no data: it checks task arguments, optimizer hyperparameters
-(built on a stand-in parameter of each role), schedule, probe, logger options, device, cadences
-and, under torchrun, what several processes cannot run, and turns a token budget into
-``train.steps`` in the spec's own copy of the config.
+:func:`resolve` is pure and loads no data: it checks what the config shows by itself
+(:func:`optbench.runner.config.check_composed`: schema keys, interpolations, seed), that the run
+dir can be made (a probe directory is made and removed there), task arguments, optimizer
+hyperparameters (built on a stand-in parameter of each role), schedule, probe, logger options,
+device, cadences and, under torchrun, what several processes cannot run, and turns a token
+budget into ``train.steps`` in the spec's own copy of the config.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from optbench.contract import ParamRole, needs_create_graph, needs_whole_matrice
 from optbench.errors import OptbenchError
 from optbench.runner import distributed
 from optbench.runner.build import build_optimizer, build_probe, build_schedule, build_task
-from optbench.runner.config import Parallel
+from optbench.runner.config import Parallel, check_composed, check_output_dir
 from optbench.runner.device import resolve_device
 from optbench.runner.identity import run_id
 from optbench.runner.plugins import check_arguments, locate_target
@@ -112,6 +114,7 @@ def _check(cfg: DictConfig) -> torch.device:
 def check(cfg: DictConfig) -> None:
     """Raise OptbenchError for anything wrong in one run's composed config, as :func:`resolve`
     would (a sweep checks each of its values this way before its first job starts)."""
+    check_composed(cfg)
     _check(copy.deepcopy(cfg))
 
 
@@ -121,8 +124,12 @@ def resolve(cfg: DictConfig, run_dir: str | Path | None = None, *, task: str | N
     """Check ``cfg`` (one run's composed config) and return its spec; ``cfg`` is left as it was.
 
     Interpolations are resolved here, while Hydra's resolvers (``${hydra:...}``) can still be
-    read: the spec's config is plain values.
+    read: the spec's config is plain values. The run dir, if given, must be a directory that
+    can be written, or made.
     """
+    check_composed(cfg)
+    if run_dir is not None:
+        check_output_dir("hydra.run.dir" if sweep is None else "store", run_dir)
     identity = run_id(OmegaConf.to_container(cfg, resolve=True))
     config = copy.deepcopy(cfg)
     OmegaConf.resolve(config)

@@ -9,12 +9,20 @@ every Hydra flag work as Hydra documents them.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from optbench.errors import OptbenchError
-from optbench.runner.config import compose, config_dir, register_schema
+from optbench.runner.config import (
+    check_composed,
+    check_output_dir,
+    compose,
+    config_dir,
+    register_schema,
+)
 
 
 def _first_line(err: BaseException) -> str:
@@ -43,15 +51,80 @@ def _explain(err: BaseException) -> str:
     return _first_line(err)
 
 
-def compose_checked(overrides: list[str]) -> Any:
-    """Compose the config of one run, as Hydra would, turning composition errors into one line."""
+@contextlib.contextmanager
+def hydra_config(cfg: Any) -> Iterator[None]:
+    """Inside, Hydra's config is ``cfg``'s (for ``${hydra:...}``, as in a job); after, as before."""
+    from hydra.core.hydra_config import HydraConfig
+
+    instance = HydraConfig.instance()
+    before = instance.cfg
+    instance.set_config(cfg)
+    try:
+        yield
+    finally:
+        instance.cfg = before
+
+
+def _choices_as_names(overrides: list[str]) -> list[str]:
+    """``overrides`` with each number, boolean or null given to a key without a dot (a config
+    group's choice) quoted as a name: ``diagnostics=2.0`` -> ``diagnostics='2.0'`` (and a
+    list given to a deletion, ``~task=[]``, which takes one name)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    quoted = []
+    for override in OverridesParser.create().parse_overrides(overrides):
+        value = None if override.is_sweep_override() else override.value()
+        names = isinstance(value, (str, dict)) or (
+            not override.is_delete() and isinstance(value, list)
+            and all(isinstance(v, str) for v in value))
+        if (override.is_sweep_override() or "." in override.key_or_group
+                or "=" not in override.input_line or names):
+            quoted.append(override.input_line)
+        else:
+            written = override.input_line.partition("=")[2].strip()  # as typed: true, not True
+            quoted.append(f"{override.get_key_element()}='{written}'")
+    return quoted
+
+
+def _compose(overrides: list[str]) -> Any:
+    try:
+        return compose(overrides, return_hydra_config=True)
+    except (ValueError, TypeError) as err:
+        # Hydra refuses a number (or null) as a config group's choice with a bare ValueError, a
+        # list of them with a TypeError; with the choice quoted, its MissingConfigException names
+        # the group and its options
+        quoted = _choices_as_names(overrides)
+        if quoted == overrides:
+            raise
+        compose(quoted, return_hydra_config=True)
+        raise OptbenchError(f"{_first_line(err)}: a config group takes the name of one of "
+                            f"its configs (optbench list)") from None
+    except AssertionError as err:  # OmegaConf's, for a key set under a value: train=3 train.steps=2
+        raise OptbenchError(f"the overrides {' '.join(overrides)} do not compose: {_first_line(err)} "
+                            "(a key set under a value that is not a mapping?)") from None
+
+
+def compose_checked(overrides: list[str], output_key: str | None = None) -> Any:
+    """Compose the config of one run, as Hydra would, and check what it shows by itself
+    (:func:`optbench.runner.config.check_composed`) and, for a run, that the dir at
+    ``output_key`` can be made; every mistake is one line."""
     from hydra.errors import HydraException
+    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        return compose(overrides, return_hydra_config=True)
+        cfg = _compose(overrides)
     except (HydraException, OmegaConfBaseException) as err:
         raise OptbenchError(_explain(err)) from None
+    with hydra_config(cfg):
+        check_composed(cfg)
+        if output_key is not None:
+            try:
+                output_dir = OmegaConf.select(cfg, output_key, throw_on_missing=True)
+            except OmegaConfBaseException as err:
+                raise OptbenchError(f"{output_key}: {_first_line(err)}") from None
+            check_output_dir(output_key, str(output_dir))
+    return cfg
 
 
 def _variants(overrides: list[str], multirun: bool) -> list[list[str]]:
@@ -96,8 +169,11 @@ def prepare(overrides: list[str], multirun: bool) -> tuple[list[str], Any, Path]
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     first = None
     for variant in _variants(overrides, multirun):
-        cfg = compose_checked(variant)
-        check(cfg)
+        cfg = compose_checked(variant, output_key=key)
+        with hydra_config(cfg):
+            check(cfg)
+        if multirun:  # its jobs run in the store
+            check_output_dir("store", cfg.store)
         if first is None:
             HydraConfig.instance().set_config(cfg)  # as Hydra does, for ${hydra:...} in the dirs
             first = cfg

@@ -34,7 +34,7 @@ def checkpoint_spectrum(run_dir: RunDir, step: int | None, k: int, trace: bool) 
     settings = {key: value for key, value in (cfg.get("diagnostics") or {}).items() if key not in _NOT_KEPT}
     cfg.diagnostics = {"_target_": f"{SharpnessProbe.__module__}.{SharpnessProbe.__qualname__}",
                        **settings, "k": k, "trace": trace}
-    built = build(resolve(cfg, run_dir.path))
+    built = build(resolve(cfg))  # nothing is written: the run dir may be read-only
     checkpoint = load_checkpoint(path)
     built.model.load_state_dict(checkpoint["model"])
     built.optimizer.load_state_dict(checkpoint["optimizer"])

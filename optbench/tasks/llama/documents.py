@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -67,6 +68,14 @@ def _no_download_count(config: Any) -> Iterator[None]:
         config.HF_UPDATE_DOWNLOAD_COUNTS = before
 
 
+def describe(spec: TextSpec, split: Split) -> str:
+    """The documents of ``split`` as the user named them, for messages."""
+    if spec.source == "c4":
+        return f"dataset {spec.path!r} ({spec.name}, {split})"
+    key = "train_files" if split == "train" else "val_files"
+    return f"task.data.{key}={','.join(spec.train_files if split == 'train' else spec.val_files)}"
+
+
 def open_documents(spec: TextSpec, split: Split) -> Any:
     """The ``split`` documents of ``spec``, streamed, with only the text column."""
     datasets = import_optional("datasets", f"task.data.source={spec.source}")
@@ -91,6 +100,9 @@ def open_documents(spec: TextSpec, split: Split) -> Any:
             "streaming": True,
         }
         quiet = _no_download_count(datasets.config)
+        # the packaged builders log a malformed file before raising, which the reading turns
+        # into one line (optbench.tasks.llama.shuffle): a second, raw line would be noise
+        logging.getLogger("datasets.packaged_modules").setLevel(logging.CRITICAL)
     try:
         with quiet:
             docs = datasets.load_dataset(**call)

@@ -13,7 +13,9 @@ run would see other documents.
 
 from __future__ import annotations
 
+import gzip
 import itertools
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +24,15 @@ import numpy as np
 from optbench.errors import OptbenchError
 
 _SHARD_ORDER, _BUFFER = 1, 2  # seed-sequence tags: independent random streams
+#: what reading a malformed file raises: undecodable text (UnicodeDecodeError), bad JSON or
+#: Parquet (pyarrow's ArrowInvalid, json's JSONDecodeError: ValueErrors), a truncated or corrupt
+#: gzip stream
+_UNREADABLE = (ValueError, EOFError, zlib.error, gzip.BadGzipFile)
+
+
+def _reason(err: BaseException) -> str:
+    reason = " ".join(str(err).split())
+    return f"not UTF-8 text (a binary file?): {reason}" if isinstance(err, UnicodeDecodeError) else reason
 
 
 class ShuffledDocuments:
@@ -35,8 +46,9 @@ class ShuffledDocuments:
         seed: int,
         buffer_size: int,
         max_epochs: int | None = None,
+        what: str = "task.data",
     ) -> None:
-        self.docs, self.text_field, self.seed = docs, text_field, seed
+        self.docs, self.text_field, self.seed, self.what = docs, text_field, seed, what
         self.buffer_size, self.max_epochs = buffer_size, max_epochs
         self.num_shards = int(getattr(docs, "num_shards", None) or docs.n_shards)
         self.epoch, self.shard, self.read, self.drawn = 0, 0, 0, 0
@@ -65,9 +77,14 @@ class ShuffledDocuments:
     def _read(self) -> str | None:
         """The next text of this epoch's shard sequence, or None when the epoch has no more."""
         while self.shard < self.num_shards:
-            if self._records is None:
-                self._records = self._open_shard()
-            record = next(self._records, None)
+            try:  # datasets streams: a file's content is first read here
+                if self._records is None:
+                    self._records = self._open_shard()
+                record = next(self._records, None)
+            except _UNREADABLE as err:
+                raise OptbenchError(f"cannot read {self.what}: {_reason(err)}; accepted: UTF-8 "
+                                    "text (.txt), JSON records (.json, .jsonl) or Parquet files, "
+                                    "gzipped or not") from None
             if record is not None:
                 self.read += 1
                 return self._text(record)

@@ -18,7 +18,7 @@ import numpy as np
 
 from optbench.errors import OptbenchError
 from optbench.tasks.llama.data import TextSpec, check_vocab
-from optbench.tasks.llama.documents import open_documents
+from optbench.tasks.llama.documents import Split, describe, open_documents
 from optbench.tasks.llama.shuffle import ShuffledDocuments
 from optbench.tasks.llama.tokenizer import TextTokenizer, load_tokenizer
 
@@ -110,17 +110,19 @@ class TextData:
         self.train_docs = open_documents(spec, "train")
         self.val_docs = open_documents(spec, "validation")
 
-    def _source(self, docs: Any, seed: int, sequences: int, max_epochs: int | None) -> TextSource:
+    def _source(self, split: Split, seed: int, sequences: int, max_epochs: int | None) -> TextSource:
         spec = self.spec
-        order = ShuffledDocuments(docs, spec.text_field, seed, spec.shuffle_buffer, max_epochs)
+        docs = self.train_docs if split == "train" else self.val_docs
+        order = ShuffledDocuments(docs, spec.text_field, seed, spec.shuffle_buffer, max_epochs,
+                                  what=describe(spec, split))
         return TextSource(order, self.tokenizer, self.seq_len, sequences, spec.pack)
 
     def train_source(self, seed: int) -> TextSource:
         shuffle_seed = seed if self.spec.shuffle_seed is None else self.spec.shuffle_seed
-        return self._source(self.train_docs, shuffle_seed, self.sequences_per_step, None)
+        return self._source("train", shuffle_seed, self.sequences_per_step, None)
 
     def eval_sequences(self, n_targets: int) -> tuple[np.ndarray, np.ndarray]:
-        source = self._source(self.val_docs, EVAL_SHUFFLE_SEED, EVAL_CHUNK, max_epochs=1)
+        source = self._source("validation", EVAL_SHUFFLE_SEED, EVAL_CHUNK, max_epochs=1)
         chunks: list[tuple[np.ndarray, np.ndarray]] = []
         total = 0
         while total < n_targets:
