@@ -34,7 +34,7 @@ def test_another_config_is_refused(interrupted_without_config):
 def test_the_checkpoint_alone_refuses_another_config(interrupted_without_config):
     run_dir = interrupted_without_config
     (run_dir / "summary.json").unlink()
-    with pytest.raises(OptbenchError, match="holds a run of another config"):
+    with pytest.raises(OptbenchError, match=r"holds a run of another config \(optimizer.lr: 0.01 -> 0.5\)"):
         run_config(compose([*RUN, "optimizer.lr=0.5"]), run_dir)
 
 

@@ -52,11 +52,20 @@ def _another_config(run_dir: RunDir, difference: str) -> OptbenchError:
                          "choose another hydra.run.dir, or delete that directory")
 
 
-def _check_identity(run_dir: RunDir, recorded: str | None, spec: RunSpec) -> None:
-    """A run's id is recorded in its summary and checkpoints too, so a run dir whose config.yaml
-    is gone is still never resumed under another config."""
-    if recorded is not None and recorded != spec.run_id:
-        raise _another_config(run_dir, f"run id {recorded}, this config's is {spec.run_id}")
+def _identity(spec: RunSpec) -> dict[str, Any]:
+    """What a checkpoint records of whose state it is: the run id and the semantic config."""
+    return {"run_id": spec.run_id, "config": semantic(spec.resolved)}
+
+
+def _check_identity(run_dir: RunDir, recorded: dict[str, Any] | None, spec: RunSpec) -> None:
+    """A run's identity is recorded in its summary (the run id) and its checkpoints (the id and
+    the semantic config) too, so a run dir whose config.yaml is gone is still never resumed
+    under another config."""
+    if not recorded or recorded.get("run_id") in (None, spec.run_id):
+        return
+    known = recorded.get("config")
+    difference = _first_difference(known, semantic(spec.resolved)) if known else None
+    raise _another_config(run_dir, difference or f"run id {recorded['run_id']}, this config's is {spec.run_id}")
 
 
 def _check_run_dir(run_dir: RunDir, spec: RunSpec) -> RunStatus | None:
@@ -68,7 +77,7 @@ def _check_run_dir(run_dir: RunDir, spec: RunSpec) -> RunStatus | None:
         if difference:
             raise _another_config(run_dir, difference)
     summary = run_dir.read_summary()
-    _check_identity(run_dir, summary.run_id if summary else None, spec)
+    _check_identity(run_dir, {"run_id": summary.run_id} if summary else None, spec)
     status = run_dir.status(summary)
     # we hold the run dir's lock: a summary that still says running was left by a process that died
     return RunStatus.INTERRUPTED if status == RunStatus.RUNNING else status
@@ -144,7 +153,7 @@ def _run(spec: RunSpec, stop: StopRequest) -> Outcome | None:
         f"[bold yellow]checkpoint:[/] {escape(line)}", soft_wrap=True))
     resume = checkpoint is not None
     if resume:
-        _check_identity(run_dir, checkpoint.get("run_id"), spec)
+        _check_identity(run_dir, checkpoint.get("identity"), spec)
     distributed.barrier()  # every rank has read the run dir before rank 0 writes to it
 
     summary = Summary(status=RunStatus.RUNNING, run_id=spec.run_id, task=spec.task, optimizer=spec.optimizer,
@@ -163,7 +172,7 @@ def _run(spec: RunSpec, stop: StopRequest) -> Outcome | None:
     try:
         built = build(spec)
         trainer = Trainer(cfg, built, built.task.train_stream(derive_seed(cfg.seed, "data")), spec.device, run_dir,
-                          spec.run_id)
+                          _identity(spec))
         if resume:
             trainer.restore(checkpoint)
             console.print(f"resuming {escape(str(run_dir.path))} from step {trainer.state.step}")

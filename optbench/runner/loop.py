@@ -55,12 +55,12 @@ class Outcome:
 
 class Trainer:
     def __init__(self, cfg: DictConfig, built: Built, stream: BatchStream, device: torch.device,
-                 run_dir: RunDir, run_id: str | None = None) -> None:
-        """``run_id``: recorded in every checkpoint, so a resume can tell whose state it is."""
+                 run_dir: RunDir, identity: dict[str, Any] | None = None) -> None:
+        """``identity``: recorded in every checkpoint, so a resume can tell whose state it is."""
         self.cfg, self.train_cfg = cfg, cfg.train
         self.task, self.model, self.optimizer = built.task, built.model, built.optimizer
         self.scheduler, self.probe, self.parallel = built.schedule, built.probe, built.parallel
-        self.stream, self.device, self.run_dir, self.run_id = stream, device, run_dir, run_id
+        self.stream, self.device, self.run_dir, self.identity = stream, device, run_dir, identity
         # training steps may run compiled; evaluation, probes and checkpoints use the module itself
         self.forward_model = torch.compile(self.parallel) if cfg.train.compile else self.parallel
         self.peaks = memory.PeakTracker(device)
@@ -82,7 +82,7 @@ class Trainer:
             "rng": rng_states(),
             "loop": self.state.__dict__,
             "probe": self.probe.state_dict() if self.probe else None,
-            "run_id": self.run_id,
+            "identity": self.identity,
         }
         if not distributed.is_main():
             return
