@@ -53,7 +53,7 @@ def _driver_state(manifest: Manifest) -> DriverState:
 
 def _explain(record: RunRecord, driver: DriverState) -> RunRecord:
     """Fill in a reason for the states that have none of their own."""
-    if record.status == RunStatus.INTERRUPTED:
+    if record.status == RunStatus.INTERRUPTED and not record.reason:  # killed: it could not say why
         record.reason = (f"stopped at step {record.steps or 0} without finishing (killed?); "
                          "re-run the sweep to resume it from its checkpoint")
     elif record.status == RunStatus.QUEUED and driver in (DriverState.FINISHED, DriverState.GONE):
