@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from helpers import optbench, wait_until
+from helpers import losses, optbench, wait_until
 from slurm_cluster import PARTITION
 
 from optbench.contract import RunStatus
@@ -98,8 +98,10 @@ def test_a_cancelled_slurm_job_checkpoints_and_resumes(
 
     here = [o for o in sweep if not o.startswith("hydra")]  # the same runs, resumed on this machine
     rerun = optbench("run", "-m", *here, "hydra.sweep.dir=again", cwd=tmp_path)
+    optbench("run", "-m", *here, "store=clean", "hydra.sweep.dir=undisturbed", cwd=tmp_path)
     for record in stopped:
         assert f"resuming {record.path} from step" in rerun.stderr
+        assert losses(record.path) == losses(tmp_path / "clean" / record.path.name)
 
 
 @pytest.mark.timeout(300)

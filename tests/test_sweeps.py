@@ -185,6 +185,8 @@ def test_killed_sweep_reruns_to_the_undisturbed_result(tmp_path: Path) -> None:
     import subprocess
     import sys
 
+    import psutil
+
     disturbed, undisturbed = tmp_path / "disturbed", tmp_path / "undisturbed"
     disturbed.mkdir()
     driver = subprocess.Popen([sys.executable, "-m", "optbench", "run", "-m", *KILLABLE], cwd=disturbed,
@@ -199,11 +201,14 @@ def test_killed_sweep_reruns_to_the_undisturbed_result(tmp_path: Path) -> None:
 
     wait_until(lambda: runs("completed") and victim() is not None, "no run completed while another ran")
     job = victim()
+    tree = psutil.Process(driver.pid).children(recursive=True)  # the fork server and the jobs
     os.kill(summary(job)["pid"], signal.SIGKILL)
     driver.kill()
     driver.wait()
     # the driver's other job went with it, stopping after its step with a checkpoint
-    wait_until(lambda: not runs("running"), "a job outlived its driver", timeout=10)
+    _, alive = psutil.wait_procs(tree, timeout=10)
+    assert not alive, f"alive 10 s after the driver: {[p.pid for p in alive]}"
+    assert not runs("running")
     stopped = [d for d in runs("interrupted") if d != job]
     assert all(summary(d)["reason"].startswith("stopped by SIGTERM") for d in stopped)
     finished = {d.name: (d / "metrics.jsonl").read_bytes() for d in runs("completed")}
