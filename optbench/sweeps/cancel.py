@@ -53,7 +53,8 @@ def cancel(sweep_dir: Path, manifest: Manifest) -> Cancelled:
         done.processes.append(pid)
     if manifest.launcher in SLURM_LAUNCHERS and (jobs := _slurm_jobs(sweep_dir)):
         try:
-            subprocess.run(["scancel", *jobs], check=True, capture_output=True, text=True)
+            # --quiet: a job that has ended already is no error
+            subprocess.run(["scancel", "--quiet", *jobs], check=True, capture_output=True, text=True)
         except FileNotFoundError:
             raise OptbenchError("this sweep's jobs are SLURM jobs, but scancel is not on this "
                                 f"machine's PATH; run: scancel {' '.join(jobs)}") from None
