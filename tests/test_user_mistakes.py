@@ -21,8 +21,6 @@ from typer.testing import CliRunner
 
 from optbench.cli import app
 from optbench.errors import OptbenchError
-from optbench.runner.spec import check
-from optbench.sweeps.launch import compose_checked
 
 RUN = ("train.steps=2", "logger=none")
 runner = CliRunner()
@@ -99,16 +97,6 @@ def test_show_refuses(name):
     line = error_line(show(*overrides), name)
     for fragment in expected:
         assert fragment in line, line
-
-
-@pytest.mark.parametrize("name", IDS)
-def test_compose_then_check_refuses(name):
-    overrides, expected = MISTAKES[name]
-    with pytest.raises(OptbenchError) as raised:
-        check(compose_checked(overrides))
-    assert "\n" not in str(raised.value)
-    for fragment in expected:
-        assert fragment in str(raised.value)
 
 
 @pytest.mark.parametrize("name", IDS)
