@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from optbench.contract import Summary
+from optbench.contract import STEP, Summary
 
 
 def _finite_or_str(value: float) -> float | str:
@@ -28,7 +28,7 @@ class JsonlSink:
         self._file = path.open("a", buffering=1)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
-        record = {"step": step, **{k: _finite_or_str(v) for k, v in metrics.items()}}
+        record = {STEP: step, **{k: _finite_or_str(v) for k, v in metrics.items()}}
         self._file.write(json.dumps(record) + "\n")
 
     def close(self, summary: Summary) -> None:
@@ -37,7 +37,7 @@ class JsonlSink:
 
 def _step(line: str) -> int | None:
     try:
-        return json.loads(line)["step"]
+        return json.loads(line)[STEP]
     except (json.JSONDecodeError, KeyError, TypeError):
         return None  # a line cut short by a kill
 
