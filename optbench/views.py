@@ -10,7 +10,7 @@ from rich.table import Table
 
 from optbench.contract import RunStatus
 from optbench.loggers.console import format_value
-from optbench.sweeps.collect import RunRecord
+from optbench.sweeps.collect import RunRecord, choices, distinguishing
 
 STATUS_STYLE = {RunStatus.COMPLETED: "green", RunStatus.DIVERGED: "yellow", RunStatus.FAILED: "red",
                 RunStatus.RUNNING: "cyan", RunStatus.INTERRUPTED: "magenta", RunStatus.QUEUED: "dim"}
@@ -25,8 +25,6 @@ def duration(seconds: float) -> str:
 
 def records_table(records: list[RunRecord], root: Path, title: str, reasons: bool = False) -> Table:
     """Runs as rows; a sweep's jobs by number and overrides, other runs by dir, task, optimizer."""
-    from optbench.sweeps.collect import choices, distinguishing
-
     sweep = any(r.job is not None for r in records)
     if sweep:  # name each job by what sets it apart
         varied = distinguishing([choices(r) for r in records])

@@ -68,9 +68,9 @@ def _check_identity(run_dir: RunDir, recorded: dict[str, Any] | None, spec: RunS
     raise _another_config(run_dir, difference or f"run id {recorded['run_id']}, this config's is {spec.run_id}")
 
 
-def _check_run_dir(run_dir: RunDir, spec: RunSpec) -> RunStatus | None:
-    """The status of the run already in ``run_dir`` (None if empty), after checking that it is
-    a run of this same config."""
+def _check_run_dir(run_dir: RunDir, spec: RunSpec) -> tuple[RunStatus | None, Summary | None]:
+    """The status (None if empty) and summary of the run already in ``run_dir``, after checking
+    that it is a run of this same config."""
     if run_dir.config.exists():
         previous = yaml.safe_load(run_dir.config.read_text()) or {}
         difference = _first_difference(semantic(previous), semantic(spec.resolved))
@@ -80,7 +80,7 @@ def _check_run_dir(run_dir: RunDir, spec: RunSpec) -> RunStatus | None:
     _check_identity(run_dir, {"run_id": summary.run_id} if summary else None, spec)
     status = run_dir.status(summary)
     # we hold the run dir's lock: a summary that still says running was left by a process that died
-    return RunStatus.INTERRUPTED if status == RunStatus.RUNNING else status
+    return (RunStatus.INTERRUPTED if status == RunStatus.RUNNING else status), summary
 
 
 def _sinks(spec: RunSpec, start_step: int, resume: bool) -> list[Sink]:
@@ -143,11 +143,11 @@ def _run(spec: RunSpec, stop: StopRequest) -> Outcome | None:
     main = distributed.is_main()
     console.quiet = not main  # under torchrun only rank 0 prints and writes the run dir
     cfg, run_dir = spec.config, spec.run_dir
-    status = _check_run_dir(run_dir, spec)
+    status, previous = _check_run_dir(run_dir, spec)
     if status is not None and status.finished:
         console.print(f"{escape(str(run_dir.path))}: already {status}, not recomputed "
                       "(delete it to run again)", soft_wrap=True)
-        console.print(summary_table(run_dir.read_summary()))
+        console.print(summary_table(previous))
         return None
     checkpoint = load_latest(run_dir, lambda line: console.print(
         f"[bold yellow]checkpoint:[/] {escape(line)}", soft_wrap=True))
