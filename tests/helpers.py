@@ -64,6 +64,21 @@ def optbench(*args: str, cwd: Path | None = None, check: bool = True,
     return result
 
 
+def optbench_in_process(*args: str) -> subprocess.CompletedProcess:
+    """Run `optbench ARGS` in this interpreter (Typer's CliRunner): the same code path as the
+    command, without a fresh interpreter's second of imports. For commands that stop before
+    training (user mistakes); what needs a clean process (signals, Hydra's run) uses
+    :func:`optbench`."""
+    from typer.testing import CliRunner
+
+    from optbench.cli import app
+
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(["optbench", *args], result.exit_code, result.stdout, result.stderr)
+
+
 def wait_until(condition: Callable[[], Any], failure: str, timeout: float = 120.0,
                process: subprocess.Popen | None = None) -> None:
     """Poll ``condition`` until it holds; fail with ``failure`` after ``timeout`` seconds, or as
@@ -81,6 +96,19 @@ def summary(run_dir: Path) -> dict[str, Any]:
 def losses(run_dir: Path) -> list[tuple[int, float]]:
     return [(r["step"], r["train/loss"]) for r in read_metrics(run_dir / "metrics.jsonl")
             if "train/loss" in r]
+
+
+#: the metrics that time a run (clocks, throughput, peak memory): they differ between identical runs
+TIMING = ("perf/", "mem/peak_bytes")
+
+
+def untimed(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in metrics.items() if not key.startswith(TIMING)}
+
+
+def metric_lines(run_dir: Path) -> list[dict[str, Any]]:
+    """Every line of a run's metrics.jsonl, less its timing."""
+    return [untimed(record) for record in read_metrics(run_dir / "metrics.jsonl")]
 
 
 def made_figure(name: str, cwd: Path, *args: str) -> tuple[Path, str, dict[str, Any]]:

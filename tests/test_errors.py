@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import optbench
+from helpers import optbench, optbench_in_process
 
 CASES = [
     (["optimizer=nope"], ["optimizer=nope", "available: ", "adamw", "galore", "sgd", "swan"]),
@@ -28,7 +28,7 @@ CASES = [
 
 @pytest.mark.parametrize("args, expected", CASES, ids=[" ".join(a) for a, _ in CASES])
 def test_user_mistake_is_one_line_and_exit_2(tmp_path, args, expected):
-    result = optbench("run", *args, "logger=none", f"hydra.run.dir={tmp_path / 'D'}", check=False)
+    result = optbench_in_process("run", *args, "logger=none", f"hydra.run.dir={tmp_path / 'D'}")
 
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
@@ -49,12 +49,12 @@ def test_unparsable_svmlight_file_fails_in_the_run(tmp_path):
 
 
 def test_runs_of_a_missing_directory(tmp_path):
-    result = optbench("runs", str(tmp_path / "nowhere"), check=False)
+    result = optbench_in_process("runs", str(tmp_path / "nowhere"))
     assert result.returncode == 2 and "is not a directory" in result.stderr
 
 
 def test_list_of_an_unknown_group():
-    result = optbench("list", "widgets", check=False)
+    result = optbench_in_process("list", "widgets")
     assert result.returncode == 2 and "accepted: optimizers, tasks" in result.stderr
 
 

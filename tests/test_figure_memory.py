@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pandas as pd
-from helpers import made_figure, optbench
+from helpers import made_figure, optbench, optbench_in_process
 
 
 def _memory_command(*overrides: str) -> dict[str, int]:
@@ -30,9 +30,9 @@ def test_memory_figure_equals_optbench_memory_and_judges_the_claim(tmp_path: Pat
 
 
 def test_figure_list_and_unknown_names(tmp_path: Path) -> None:
-    listed = optbench("figure", "--list").stdout
+    listed = optbench_in_process("figure", "--list").stdout
     assert "memory" in listed and "GaLore" in listed
-    wrong = optbench("figure", "nope", check=False)
+    wrong = optbench_in_process("figure", "nope")
     assert wrong.returncode == 2 and "no figure named 'nope'; available:" in wrong.stderr
-    scale = optbench("figure", "memory", "--scale", "huge", check=False)
+    scale = optbench_in_process("figure", "memory", "--scale", "huge")
     assert scale.returncode == 2 and "huge" in scale.stderr

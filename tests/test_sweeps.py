@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import optbench, summary, wait_until
+from helpers import optbench, optbench_in_process, summary, wait_until
 from scipy import stats
 
 from optbench.errors import OptbenchError
@@ -130,16 +130,16 @@ def test_status_of_a_sweep_whose_driver_died_before_starting_jobs(tmp_path: Path
 
 
 def test_sweep_commands_name_a_wrong_directory(tmp_path: Path) -> None:
-    result = optbench("sweep", "status", str(tmp_path), check=False)
+    result = optbench_in_process("sweep", "status", str(tmp_path))
     assert result.returncode == 2
     assert "is not a sweep dir (no manifest.json)" in result.stderr
     assert "Traceback" not in result.stderr
-    result = optbench("sweep", "collect", str(tmp_path / "nope"), check=False)
+    result = optbench_in_process("sweep", "collect", str(tmp_path / "nope"))
     assert result.returncode == 2 and "is not a directory" in result.stderr
 
 
 def test_detach_needs_a_sweep(tmp_path: Path) -> None:
-    result = optbench("run", "--detach", "train.steps=5", cwd=tmp_path, check=False)
+    result = optbench_in_process("run", "--detach", "train.steps=5")
     assert result.returncode == 2 and "--detach is for sweeps: add -m" in result.stderr
 
 
