@@ -224,6 +224,10 @@ class Summary:
     work: int | None = None  # work units (examples or tokens) trained on
     wall_seconds: float | None = None  # over all sessions of the run
     final: dict[str, float] = field(default_factory=dict)  # the last value of every metric
+    # when the run first met its target (``target.*``): metric, value, mode, reached, and the
+    # interpolated step, work, training seconds and FLOPs (optbench.runner.target)
+    target: dict[str, Any] | None = None
+    warm_start: dict[str, Any] | None = None  # the run and step whose checkpoint it started from
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -247,10 +251,13 @@ class Sink(Protocol):
 
 
 # -- metric names (metrics.jsonl and W&B keys) -------------------------------------------------------
-# Every metrics.jsonl line has STEP, and TOKENS for tasks whose work unit is tokens.
+# Every metrics.jsonl line has STEP, the work so far (TOKENS or EXAMPLES: ``work_key``) and
+# TRAIN_SECONDS, so that the step, work and time at which a metric met a value can be read back.
 
 STEP = "step"
 TOKENS = "tokens"
+EXAMPLES = "examples"
+TRAIN_SECONDS = "perf/train_seconds"  # the training clock so far, over all sessions of the run
 TRAIN_LOSS = "train/loss"  # mean training loss over the steps since the previous log
 EVAL_LOSS = "eval/loss"  # tasks add their own eval/* (eval/ppl, eval/acc, eval/suboptimality, ...)
 LR = "opt/lr"
@@ -266,6 +273,12 @@ LAMBDA_MAX = "sharpness/lambda_max"  # top Hessian eigenvalue on the probe batch
 THRESHOLD = "sharpness/threshold"  # the optimizer's stability threshold (2/η for GD)
 PRECONDITIONED = "sharpness/preconditioned"  # λ_max(P⁻¹H) for Adam-type optimizers
 TRACE = "curvature/trace"
+EVAL_EMA_PREFIX = "eval_ema/"  # evaluation of the EMA of the weights (train.ema): eval_ema/loss, ...
+
+
+def work_key(work_unit: str) -> str:
+    """The metrics.jsonl key of the work done so far: ``tokens`` or ``examples``."""
+    return work_unit
 
 
 def throughput(work_unit: str) -> str:

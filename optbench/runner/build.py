@@ -64,8 +64,12 @@ def build_optimizer(node: DictConfig, model: nn.Module, roles: dict[str, ParamRo
     return RoleRouter(parts)
 
 
-def build_schedule(cfg: DictConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
-    multiplier: Callable[[int], float] = instantiate("schedule", cfg.schedule, total_steps=cfg.train.steps)
+def build_schedule(cfg: DictConfig, optimizer: torch.optim.Optimizer,
+                   steps: int | None = None) -> torch.optim.lr_scheduler.LambdaLR:
+    """The schedule over ``steps`` steps (``train.steps`` by default; a warm-started run's
+    schedule spans the steps it has left), from the optimizer's lrs."""
+    total = cfg.train.steps if steps is None else steps
+    multiplier: Callable[[int], float] = instantiate("schedule", cfg.schedule, total_steps=total)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import MISSING
 
 from optbench.errors import OptbenchError
+from optbench.runner.target import Mode
 
 
 def config_dir() -> Path:
@@ -42,6 +43,14 @@ class Parallel(str, Enum):
 
 
 @dataclass
+class WarmStartConfig:
+    """Start from another run's checkpoint (optbench.runner.warm_start)."""
+
+    run: str | None = None  # that run's dir
+    step: int | None = None  # its checkpoints/step_N.pt, or None: its latest checkpoint
+
+
+@dataclass
 class TrainConfig:
     steps: int = 500
     tokens: int | None = None
@@ -53,6 +62,18 @@ class TrainConfig:
     divergence_factor: float = 1e3
     compile: bool = False
     parallel: Parallel = Parallel.ddp
+    ema: float | None = None  # β of an EMA of the weights, evaluated as eval_ema/* (optbench.runner.averaging)
+    warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
+
+
+@dataclass
+class TargetConfig:
+    """Time to target (optbench.runner.target): where ``metric`` first meets ``value``."""
+
+    metric: str | None = None
+    value: float | None = None
+    mode: Mode = Mode.min
+    stop: bool = False  # end the run at the evaluation that first meets it
 
 
 @dataclass
@@ -75,6 +96,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     store: str = "runs/store"
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    target: TargetConfig = field(default_factory=TargetConfig)
 
 
 #: accepted run seeds: numpy's SeedSequence takes no negative integer, torch.manual_seed none

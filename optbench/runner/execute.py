@@ -2,8 +2,9 @@
 records how it ended.
 
 It owns the run directory: a finished run (completed or diverged) is reported, never recomputed;
-an unfinished one resumes from its checkpoint; a run dir that holds a different config is
-refused, so a finished run's files are never overwritten.
+an unfinished one resumes from its checkpoint, and one with none starts afresh, or from another
+run's checkpoint (``train.warm_start``); a run dir that holds a different config is refused, so a
+finished run's files are never overwritten.
 """
 
 from __future__ import annotations
@@ -28,23 +29,14 @@ from optbench.runner import distributed
 from optbench.runner.build import build
 from optbench.runner.checkpoint import load_latest
 from optbench.runner.env import capture_env
-from optbench.runner.identity import semantic
+from optbench.runner.identity import first_difference, semantic
 from optbench.runner.loop import Outcome, Trainer
 from optbench.runner.plugins import instantiate
 from optbench.runner.run_dir import RunDir, slurm_job, write_json
 from optbench.runner.seeding import derive_seed, seed_everything
 from optbench.runner.signals import StopRequest, graceful_stop
 from optbench.runner.spec import RunSpec
-
-
-def _first_difference(old: Any, new: Any, path: str = "") -> str | None:
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new), key=str):
-            found = _first_difference(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
-            if found:
-                return found
-        return None
-    return None if old == new else f"{path}: {old!r} -> {new!r}"
+from optbench.runner.warm_start import warm_start
 
 
 def _another_config(run_dir: RunDir, difference: str) -> OptbenchError:
@@ -64,7 +56,7 @@ def _check_identity(run_dir: RunDir, recorded: dict[str, Any] | None, spec: RunS
     if not recorded or recorded.get("run_id") in (None, spec.run_id):
         return
     known = recorded.get("config")
-    difference = _first_difference(known, semantic(spec.resolved)) if known else None
+    difference = first_difference(known, semantic(spec.resolved)) if known else None
     raise _another_config(run_dir, difference or f"run id {recorded['run_id']}, this config's is {spec.run_id}")
 
 
@@ -73,7 +65,7 @@ def _check_run_dir(run_dir: RunDir, spec: RunSpec) -> tuple[RunStatus | None, Su
     that it is a run of this same config."""
     if run_dir.config.exists():
         previous = yaml.safe_load(run_dir.config.read_text()) or {}
-        difference = _first_difference(semantic(previous), semantic(spec.resolved))
+        difference = first_difference(semantic(previous), semantic(spec.resolved))
         if difference:
             raise _another_config(run_dir, difference)
     summary = run_dir.read_summary()
@@ -81,6 +73,10 @@ def _check_run_dir(run_dir: RunDir, spec: RunSpec) -> tuple[RunStatus | None, Su
     status = run_dir.status(summary)
     # we hold the run dir's lock: a summary that still says running was left by a process that died
     return (RunStatus.INTERRUPTED if status == RunStatus.RUNNING else status), summary
+
+
+def _warn_checkpoint(line: str) -> None:
+    console.print(f"[bold yellow]checkpoint:[/] {escape(line)}", soft_wrap=True)
 
 
 def _sinks(spec: RunSpec, start_step: int, resume: bool) -> list[Sink]:
@@ -149,8 +145,7 @@ def _run(spec: RunSpec, stop: StopRequest) -> Outcome | None:
                       "(delete it to run again)", soft_wrap=True)
         console.print(summary_table(previous))
         return None
-    checkpoint = load_latest(run_dir, lambda line: console.print(
-        f"[bold yellow]checkpoint:[/] {escape(line)}", soft_wrap=True))
+    checkpoint = load_latest(run_dir, _warn_checkpoint)
     resume = checkpoint is not None
     if resume:
         _check_identity(run_dir, checkpoint.get("identity"), spec)
@@ -176,8 +171,13 @@ def _run(spec: RunSpec, stop: StopRequest) -> Outcome | None:
         if resume:
             trainer.restore(checkpoint)
             console.print(f"resuming {escape(str(run_dir.path))} from step {trainer.state.step}")
+        elif cfg.train.warm_start.run is not None:
+            step = warm_start(trainer, cfg, _warn_checkpoint)
+            console.print(f"warm start from {escape(str(cfg.train.warm_start.run))} at step {step}")
         else:
             seed_everything(derive_seed(cfg.seed, "train"))
+        if not resume:
+            trainer.first_evaluation()  # before the sinks: a target it never logs is one line
         sinks = _sinks(spec, trainer.state.step, resume) if main else []
         outcome = trainer.run(sinks, stop)
         summary.status, summary.reason, summary.final = outcome.status, outcome.reason, outcome.final
@@ -194,6 +194,9 @@ def _run(spec: RunSpec, stop: StopRequest) -> Outcome | None:
         if trainer is not None:
             summary.steps, summary.work = trainer.state.step, trainer.state.work
             summary.wall_seconds = trainer.state.wall_seconds
+            summary.target = trainer.target_record()
+            if trainer.state.start_step:
+                summary.warm_start = {"run": cfg.train.warm_start.run, "step": trainer.state.start_step}
         summary.finished = time.time()
         if main:
             run_dir.write_summary(summary)

@@ -3,6 +3,12 @@
 Sweep jobs live in the run store at ``<store>/<run id>``, so two sweeps (or two invocations of
 the same sweep) that share a configuration share the run: it is computed once, resumed when
 unfinished, and reused when finished.
+
+A target (``target.*``) changes nothing a run computes unless it stops the run
+(``target.stop=true``): without it, the ``target`` node is left out, so re-running a finished
+run with another target reuses the run (its summary keeps the crossing of the target it ran
+with; the crossing of any other can be read from its metrics.jsonl, with
+:func:`optbench.runner.target.first_crossing`).
 """
 
 from __future__ import annotations
@@ -25,8 +31,11 @@ NON_SEMANTIC = (
 
 
 def semantic(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` without the non-semantic keys."""
+    """``config`` without the non-semantic keys (and its target, unless the target stops it)."""
     kept = copy.deepcopy(config)
+    target = kept.get("target")
+    if isinstance(target, dict) and not target.get("stop"):
+        del kept["target"]
     for dotted in NON_SEMANTIC:
         *parents, leaf = dotted.split(".")
         node: Any = kept
@@ -41,3 +50,14 @@ def run_id(config: dict[str, Any]) -> str:
     """12 hex digits of the SHA-256 of the semantic config, serialized canonically."""
     canonical = json.dumps(semantic(config), sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def first_difference(old: Any, new: Any, path: str = "") -> str | None:
+    """The first key (dotted) whose value differs between two configs, as ``key: old -> new``."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new), key=str):
+            found = first_difference(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+        return None
+    return None if old == new else f"{path}: {old!r} -> {new!r}"

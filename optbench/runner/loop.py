@@ -2,12 +2,20 @@
 evaluation and checkpoints at their cadences (docs/architecture.md §2).
 
 The training clock (``perf/step_seconds``) covers the steps alone: evaluation and checkpoints run
-between clock intervals. ``train/loss`` is the mean loss over the steps since the last log.
+between clock intervals. ``train/loss`` is the mean loss over the steps since the last log. Every
+metrics line also carries the work so far (tokens or examples) and the training clock so far
+(``perf/train_seconds``, over all sessions), so a curve can be read against steps, work or time.
+
+With ``train.ema``, an EMA of the weights is updated after every step and evaluated beside them
+(:mod:`optbench.runner.averaging`); with ``target.metric``, the loop follows where the metric
+first meets ``target.value`` (:mod:`optbench.runner.target`) and, with ``target.stop``, ends the
+run there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import signal
 import time
@@ -20,14 +28,17 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from optbench import contract
 from optbench.contract import BatchStream, RunStatus, Sink, has_train_eval_modes, needs_create_graph
+from optbench.errors import OptbenchError
 from optbench.runner import distributed, memory
-from optbench.runner.build import Built
+from optbench.runner.averaging import as_ema, build_average
+from optbench.runner.build import Built, build_schedule
 from optbench.runner.checkpoint import save_checkpoint, save_latest
 from optbench.runner.device import autocast
 from optbench.runner.perf import peak_flops
 from optbench.runner.run_dir import RunDir
 from optbench.runner.seeding import restore_rng_states, rng_states
 from optbench.runner.signals import StopRequest
+from optbench.runner.target import Crossing, first_crossing, summary_record
 
 
 @dataclass
@@ -38,11 +49,16 @@ class LoopState:
     work: int = 0  # work units (examples or tokens) consumed so far
     first_loss: float | None = None
     wall_seconds: float = 0.0  # over all sessions of this run
+    train_seconds: float = 0.0  # the training clock, over all sessions (and the warm start's source)
+    start_step: int = 0  # 0, or the step of the checkpoint this run was warm-started from
     interval_loss: torch.Tensor | None = None  # sum of step losses since the last log
     interval_steps: int = 0
     interval_work: int = 0
     # the latest value of every metric: a run's final metrics, also when it resumes at its end
     latest: dict[str, float] = field(default_factory=dict)
+    # the target (target.*): the last line holding its metric, and where it was first met
+    target_line: dict[str, float] | None = None
+    target_crossing: dict[str, Any] | None = None  # a Crossing's fields
 
 
 @dataclass
@@ -69,7 +85,11 @@ class Trainer:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.create_graph = needs_create_graph(self.optimizer)
         self.modes = has_train_eval_modes(self.optimizer)
+        self.average = build_average(self.model, cfg.train.ema)
+        self.work_key = contract.work_key(self.task.work_unit)
         self.state = LoopState()
+        self.resumed = False  # from this run's own checkpoint: its first evaluation is done
+        self._opening: dict[str, float] | None = None  # the first evaluation, until it is logged
 
     # -- checkpoints -------------------------------------------------------------------------
     def checkpoint(self) -> None:
@@ -82,6 +102,7 @@ class Trainer:
             "rng": rng_states(),
             "loop": self.state.__dict__,
             "probe": self.probe.state_dict() if self.probe else None,
+            "ema": self.average.state_dict() if self.average else None,
             "identity": self.identity,
         }
         if not distributed.is_main():
@@ -91,15 +112,38 @@ class Trainer:
             save_checkpoint(self.run_dir.kept_checkpoint(self.state.step), state)
 
     def restore(self, checkpoint: dict[str, Any]) -> None:
-        distributed.load_full_state(self.model, self.optimizer, checkpoint["model"], checkpoint["optimizer"])
+        """Resume from this run's own checkpoint. The schedule's state holds its multiplier's
+        fields (``LambdaLR`` saves a callable object's ``__dict__``), so a warm-started run's
+        schedule resumes spanning the steps it had left."""
+        self._set_state(LoopState(**checkpoint["loop"]))
+        self._load_training(checkpoint)
         self.scheduler.load_state_dict(checkpoint["scheduler"])
-        self.stream.load_state_dict(checkpoint["stream"])
-        restore_rng_states(checkpoint["rng"])
         if self.probe:
             self.probe.load_state_dict(checkpoint["probe"])
-        self.state = LoopState(**checkpoint["loop"])
-        if self.state.interval_loss is not None:
-            self.state.interval_loss = self.state.interval_loss.to(self.device)
+        self.resumed = True
+
+    def start_from(self, checkpoint: dict[str, Any], state: LoopState) -> None:
+        """Begin at another run's checkpoint (a warm start, :mod:`optbench.runner.warm_start`)
+        with loop state ``state``, and a fresh schedule over the steps left, from its step 0."""
+        self._load_training(checkpoint)
+        self._set_state(state)
+        self.scheduler = build_schedule(self.cfg, self.optimizer, self.train_cfg.steps - state.start_step)
+
+    def _load_training(self, checkpoint: dict[str, Any]) -> None:
+        """Weights, optimizer state, data position, RNG states and the EMA of the weights (which
+        starts from the loaded weights when the checkpoint holds none)."""
+        distributed.load_full_state(self.model, self.optimizer, checkpoint["model"], checkpoint["optimizer"])
+        self.stream.load_state_dict(checkpoint["stream"])
+        restore_rng_states(checkpoint["rng"])
+        if self.average is not None and checkpoint.get("ema") is not None:
+            self.average.load_state_dict(checkpoint["ema"])
+        elif self.average is not None:
+            self.average = build_average(self.model, self.train_cfg.ema)
+
+    def _set_state(self, state: LoopState) -> None:
+        self.state = state
+        if state.interval_loss is not None:
+            state.interval_loss = state.interval_loss.to(self.device)
 
     def _attention(self) -> contextlib.AbstractContextManager:
         """A backward that keeps its graph needs attention kernels with second derivatives."""
@@ -140,6 +184,8 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
+        if self.average is not None:
+            self.average.update_parameters(self.model)
 
         s = self.state
         s.interval_loss = step_loss if s.interval_loss is None else s.interval_loss + step_loss
@@ -167,8 +213,6 @@ class Trainer:
         }
         if self.mfu_scale is not None:
             metrics[contract.MFU] = metrics[throughput] * self.mfu_scale
-        if self.task.work_unit == "tokens":
-            metrics[contract.TOKENS] = s.work
         s.interval_loss, s.interval_steps, s.interval_work = None, 0, 0
         return metrics
 
@@ -188,6 +232,8 @@ class Trainer:
             self.optimizer.eval()
         with torch.no_grad(), autocast(self.device, self.cfg.precision):
             metrics = self.task.evaluate(self.model)
+            if self.average is not None:
+                metrics.update(as_ema(self.task.evaluate(self.average.module)))
         self.model.train()
         if self.modes:
             self.optimizer.train()
@@ -209,19 +255,68 @@ class Trainer:
             return stop.signal or 0
         return distributed.agree_max(stop.signal or 0, self.device) if pause else 0
 
+    # -- the first evaluation and the target -------------------------------------------------
+    def first_evaluation(self) -> dict[str, float]:
+        """The evaluation a run starts with (at step 0, or at the step it was warm-started from),
+        kept for :meth:`run` to log. Done before any sink exists (execute calls it first), a
+        target metric the run does not log is refused in one line, with nothing logged."""
+        if self._opening is None:
+            evaluation = self.evaluate()
+            self._check_target_metric(evaluation)
+            self._opening = {**evaluation, **(self.sharpness() if self.probe else {})}
+        return self._opening
+
+    def _check_target_metric(self, evaluation: dict[str, float]) -> None:
+        metric = self.cfg.target.metric
+        logged = [*evaluation, contract.TRAIN_LOSS]
+        if metric is not None and metric not in logged:
+            raise OptbenchError(f"target.metric={metric} is not a metric this run logs; "
+                                f"it logs: {', '.join(logged)}")
+
+    def _follow_target(self, step: int, line: dict[str, float]) -> None:
+        """Record where the target's metric first meets its value, from this line and the last
+        one that held the metric."""
+        target, s = self.cfg.target, self.state
+        if target.metric is None or s.target_crossing is not None or target.metric not in line:
+            return
+        point = {contract.STEP: step, target.metric: line[target.metric], self.work_key: line[self.work_key],
+                 contract.TRAIN_SECONDS: line[contract.TRAIN_SECONDS]}
+        seen = [p for p in (s.target_line, point) if p is not None]
+        crossing = first_crossing(seen, target.metric, target.value, target.mode, self.work_key)
+        s.target_line = point
+        if crossing is not None:
+            s.target_crossing = dataclasses.asdict(crossing)
+
+    def target_record(self) -> dict[str, Any] | None:
+        """``summary.json``'s ``target``, or None without a target."""
+        target, crossing = self.cfg.target, self.state.target_crossing
+        if target.metric is None:
+            return None
+        return summary_record(target.metric, target.value, target.mode,
+                              Crossing(**crossing) if crossing else None, self.task.flops_per_work())
+
+    def _target_stops(self) -> bool:
+        return bool(self.cfg.target.stop) and self.state.target_crossing is not None
+
     # -- the loop ----------------------------------------------------------------------------
     def run(self, sinks: list[Sink], stop: StopRequest | None = None) -> Outcome:
         """Train to ``train.steps``; ``stop``: set by a signal, it ends the run after the step in
-        progress, with a checkpoint at that step."""
+        progress, with a checkpoint at that step. A run that starts (at step 0, or at the step
+        it was warm-started from) evaluates first; with ``target.stop`` it ends (completed) at
+        the evaluation that first meets the target."""
         cfg, s = self.train_cfg, self.state
 
         def emit(step: int, metrics: dict[str, float]) -> None:
-            self.state.latest.update(metrics)
+            line = {**metrics, self.work_key: s.work, contract.TRAIN_SECONDS: s.train_seconds}
+            s.latest.update(line)
+            self._follow_target(step, line)
             for sink in sinks:
-                sink.log(step, metrics)
+                sink.log(step, line)
 
-        if s.step == 0:
-            emit(0, {**self.evaluate(), **(self.sharpness() if self.probe else {})})
+        if not self.resumed:
+            emit(s.step, self.first_evaluation())
+        if self._target_stops():  # at the first evaluation, or resumed after stopping there
+            return Outcome(RunStatus.COMPLETED, None, dict(s.latest))
         self.model.train()
         if self.modes:
             self.optimizer.train()
@@ -239,7 +334,9 @@ class Trainer:
             if pause:  # stop the training clock
                 if self.device.type == "cuda":
                     torch.cuda.synchronize(self.device)
-                clock += time.perf_counter() - clock_start
+                elapsed = time.perf_counter() - clock_start
+                clock += elapsed
+                s.train_seconds += elapsed
             metrics: dict[str, float] = {}
             if log_now:
                 metrics = self._train_metrics(measured, clock)
@@ -255,13 +352,16 @@ class Trainer:
             if metrics:
                 emit(s.step, metrics)
             signum = self._stop_signal(stop, pause)
-            if save_now or signum:
+            reached = self._target_stops()
+            if save_now or signum or reached:
                 s.wall_seconds = wall_before + time.perf_counter() - session_start
                 self.checkpoint()
             if signum:
                 name = signal.Signals(signum).name
                 return Outcome(RunStatus.INTERRUPTED, f"stopped by {name} after step {s.step}, checkpointed; "
                                "run it again to resume", dict(self.state.latest), signum)
+            if reached:
+                return Outcome(RunStatus.COMPLETED, None, dict(self.state.latest))
             if pause:
                 clock_start = time.perf_counter()
         s.wall_seconds = wall_before + time.perf_counter() - session_start

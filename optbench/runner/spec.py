@@ -5,8 +5,10 @@ sweep), as one typed record. :func:`resolve` makes it; nothing after it reads Hy
 (:func:`optbench.runner.config.check_composed`: schema keys, interpolations, seed), that the run
 dir can be made (a probe directory is made and removed there), task arguments, optimizer
 hyperparameters (built on a stand-in parameter of each role), schedule, probe, logger options,
-device, cadences and, under torchrun, what several processes cannot run, and turns a token
-budget into ``train.steps`` in the spec's own copy of the config.
+device, cadences, the EMA's decay, the warm start's and the target's settings (a warm start's
+source is read when the run starts: a finished run is reused without it) and, under torchrun,
+what several processes cannot run, and turns a token budget into ``train.steps`` in the spec's
+own copy of the config.
 """
 
 from __future__ import annotations
@@ -79,6 +81,32 @@ def _check_parallel(cfg: DictConfig, optimizer: torch.optim.Optimizer, probe: An
     if probe is not None:
         raise OptbenchError("train.parallel=fsdp gives each process a shard of every matrix, but curvature "
                             "probes (diagnostics) need whole ones; use train.parallel=ddp")
+    if cfg.train.ema is not None:
+        raise OptbenchError("train.parallel=fsdp gives each process a shard of every matrix, but train.ema "
+                            "averages whole ones; use train.parallel=ddp, or train.ema=null")
+
+
+def _check_run_options(cfg: DictConfig) -> None:
+    """The EMA's decay, the warm start's step (its source is read when the run starts) and the
+    target's settings."""
+    train, target = cfg.train, cfg.target
+    if train.ema is not None and not 0.0 < train.ema < 1.0:
+        raise OptbenchError(f"train.ema={train.ema} must be in (0, 1) (the EMA's decay, e.g. 0.999), "
+                            "or null for no averaging")
+    warm = train.warm_start
+    if warm.step is not None and warm.run is None:
+        raise OptbenchError(f"train.warm_start.step={warm.step} needs train.warm_start.run=DIR (the run "
+                            "whose checkpoint to start from)")
+    if warm.step is not None and not 0 < warm.step < train.steps:
+        raise OptbenchError(f"train.warm_start.step={warm.step} must be a positive step below "
+                            f"train.steps={train.steps} (a warm-started run trains on from it)")
+    if (target.metric is None) != (target.value is None):
+        raise OptbenchError("target.metric and target.value go together: set both "
+                            "(e.g. target.metric=eval/loss target.value=0.5), or neither")
+    if target.stop and target.metric is None:
+        raise OptbenchError("target.stop=true needs a target: set target.metric and target.value")
+    if target.value is not None and not math.isfinite(target.value):
+        raise OptbenchError(f"target.value={target.value} must be a finite number")
 
 
 def _check(cfg: DictConfig) -> torch.device:
@@ -96,6 +124,7 @@ def _check(cfg: DictConfig) -> torch.device:
             raise OptbenchError("train.tokens needs a task with a fixed number of tokens per step; "
                                 "set train.steps instead")
         train.steps = math.ceil(train.tokens / per_step)
+    _check_run_options(cfg)
     stand_in = torch.nn.ParameterDict(
         {role.value: torch.nn.Parameter(torch.zeros(2, 2)) for role in ParamRole}
     )
