@@ -291,6 +291,56 @@ def collect(
               f"{escape(str(target / 'results.parquet'))}", highlight=False, soft_wrap=True)
 
 
+def _seeds(option: str, text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise OptbenchError(f"{option} {text}: give seeds as integers separated by commas, e.g. 0,1,2") from None
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@user_errors
+def tune(
+    overrides: Annotated[list[str] | None, typer.Argument(help="Overrides for every run, e.g. [bold]task=logreg train.steps=200 hydra/launcher=parallel[/].", show_default=False)] = None,
+    optimizers: Annotated[str | None, typer.Option(help="The optimizers to tune, comma-separated \\[default: the suite's].", show_default=False)] = None,
+    protocol: Annotated[str | None, typer.Option(help="grid, quasirandom, coordinate or optuna \\[default: the suite's, else quasirandom].", show_default=False)] = None,
+    budget: Annotated[int | None, typer.Option(help="Trials per optimizer and task; 1: the config's defaults \\[default: the suite's, else 8].", show_default=False)] = None,
+    metric: Annotated[str | None, typer.Option(help="The final metric trials are selected on \\[default: the suite's, else eval/loss].", show_default=False)] = None,
+    mode: Annotated[str | None, typer.Option(help="min or max: which way it improves \\[default: the suite's, else min].", show_default=False)] = None,
+    seeds: Annotated[str | None, typer.Option(help="Tuning seeds: a trial's score is its mean over them \\[default: 0].", show_default=False)] = None,
+    final_seeds: Annotated[str | None, typer.Option(help="Seeds the winner runs at for the report \\[default: 0,1,2].", show_default=False)] = None,
+    sampler_seed: Annotated[int, typer.Option(help="Seed of quasirandom's Halton scrambling and Optuna's sampler.")] = 0,
+    suite: Annotated[str | None, typer.Option(help="A suite of tasks: configs/suite/NAME.yaml (cpu, paper) or a .yaml path.", show_default=False)] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write tune.json, trials.csv and the sweeps \\[default: runs/tune/SUITE_OR_TASK].", show_default=False)] = None,
+) -> None:
+    """Tune every optimizer with the same budget of trials on each task, re-run each winner at the
+    final seeds and freeze it as a preset ([bold]optbench run tuned=TASK/OPTIMIZER[/]).
+
+    Every run goes through the run store: re-running the command recomputes nothing and resumes
+    a killed tune. Exits 1 when some optimizer has no completed trial.
+
+    [dim]optbench tune task=logreg --optimizers sgd,adamw --metric eval/suboptimality --budget 8[/]
+    [dim]optbench tune --suite cpu hydra/launcher=parallel[/]
+    """
+    from optbench import views
+    from optbench.sweeps.tune import tune as run_tune
+    from optbench.sweeps.tune_plan import TuneOptions
+
+    options = TuneOptions(
+        overrides=list(overrides or []), optimizers=optimizers.split(",") if optimizers else None,
+        protocol=protocol, budget=budget, metric=metric, mode=mode, seeds=_seeds("--seeds", seeds),
+        final_seeds=_seeds("--final-seeds", final_seeds), sampler_seed=sampler_seed, suite=suite, out=out_dir)
+    record, where = run_tune(options)
+    for name, tuning in record.tasks.items():
+        out.print(views.tune_table(name, tuning))
+    out.print(f"wrote {escape(str(where / 'tune.json'))}, {escape(str(where / 'trials.csv'))}",
+              highlight=False, soft_wrap=True)
+    if any(entry.winner is None for tuning in record.tasks.values() for entry in tuning.optimizers.values()):
+        raise typer.Exit(1)
+
+
 class Scale(str, Enum):
     smoke = "smoke"
     paper = "paper"

@@ -120,3 +120,20 @@ def listing_table(title: str, columns: list[str], rows: list[list[str]]) -> Tabl
     for row in rows:
         table.add_row(*(escape(cell) for cell in row))
     return table
+
+
+def tune_table(task: str, tuning: Any) -> Table:
+    """One task of ``optbench tune`` (a :class:`optbench.sweeps.tune_record.TaskTuning`): per
+    optimizer its trials, how many failed, the winner's score and hyperparameters, its preset."""
+    table = Table(title=f"{task}: {tuning.metric} ({tuning.mode}, final value, mean over the tuning seeds)",
+                  title_justify="left")
+    for column in ("optimizer", "trials", "failed", "best", "winner", "preset"):
+        table.add_column(column, justify="right" if column in ("trials", "failed", "best") else "left",
+                         overflow="fold")
+    for optimizer, entry in tuning.optimizers.items():
+        won = entry.trials[entry.winner] if entry.winner is not None else None
+        table.add_row(optimizer, str(len(entry.trials)), str(sum(t.failed for t in entry.trials)),
+                      "-" if won is None else f"{won.score:.6g}",
+                      "[red]every trial failed[/]" if won is None else escape(" ".join(won.overrides) or "(defaults)"),
+                      escape(entry.preset or "-"))
+    return table

@@ -49,12 +49,16 @@ def plan(hydra_args: list[str], cfg: Any) -> Manifest:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    from optbench.sweeps.trial_list import job_overrides, read_trials
+
     choices = cfg.hydra.runtime.choices
     sweeper, launcher = choices.get("hydra/sweeper"), choices.get("hydra/launcher")
     planned, trials = None, None
+    parsed = [o for o in OverridesParser.create().parse_overrides(hydra_args) if not o.is_hydra_override()]
     if sweeper == "basic":  # the jobs, numbered as Hydra's basic sweeper numbers them
-        parsed = [o for o in OverridesParser.create().parse_overrides(hydra_args) if not o.is_hydra_override()]
         planned = BasicSweeper.split_arguments(parsed, None)[0]
+    elif sweeper == "trials":  # the file's jobs, after the command line's overrides
+        planned = job_overrides([o.input_line for o in parsed], read_trials(cfg.hydra.sweeper.trials_file))
     else:
         trials = cfg.hydra.sweeper.get("n_trials")
     return Manifest(hydra_args=hydra_args, launcher=launcher, sweeper=sweeper, planned=planned, trials=trials)
