@@ -381,5 +381,40 @@ def figure(
     out.print("wrote " + ", ".join(escape(str(f)) for f in made.files), highlight=False, soft_wrap=True)
 
 
+@app.command()
+@user_errors
+def compare(
+    directories: Annotated[list[Path], typer.Argument(help="Tune dirs (tune.json), sweep dirs or folders of run dirs.", show_default=False)],
+    baseline: Annotated[str, typer.Option(help="The optimizer every other is compared with.")] = "adamw",
+    metric: Annotated[str | None, typer.Option(help="The final metric compared \\[default: a tune dir's, else eval/loss].", show_default=False)] = None,
+    mode: Annotated[str | None, typer.Option(help="min or max: which way the metric improves \\[default: a tune dir's, else min].", show_default=False)] = None,
+    target: Annotated[float | None, typer.Option(help="The value time to target is measured to \\[default: a tune dir's, else the baseline's final mean].", show_default=False)] = None,
+    clock: Annotated[str, typer.Option(help="The performance profiles' time: seconds, steps or work.")] = "seconds",
+    within: Annotated[float, typer.Option(help="Learning-rate sensitivity: trials within this fraction of the best count as near it.")] = 0.05,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write the tables, figures and report.html \\[default: FIRST_DIR/compare].", show_default=False)] = None,
+) -> None:
+    """Compare optimizers against a baseline, per task and across tasks: final metric ± 95% CI,
+    time to target, speedups (work ratio and a fitted data-equivalent), Welch's t-test, performance
+    profiles and learning-rate sensitivity; CSV, Parquet, figures and one self-contained report.html.
+
+    [dim]optbench compare runs/tune/cpu-suite --baseline adamw[/]
+    [dim]optbench compare runs/multirun/2025-01-01/10-00-00 --metric eval/loss --clock steps[/]
+    """
+    from optbench import views
+    from optbench.figures.report import publish
+    from optbench.sweeps.compare import Options
+    from optbench.sweeps.compare import compare as compare_runs
+
+    options = Options(baseline, metric, mode, target, clock, within)
+    comparison = compare_runs(directories, options)
+    target_dir = out_dir or directories[0] / "compare"
+    files = publish(comparison, target_dir, directories)
+    out.print(views.compare_table(comparison))
+    for note in comparison.notes[1:]:
+        out.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
+    out.print(f"wrote {len(files)} files in {escape(str(target_dir))}; open {escape(str(target_dir / 'report.html'))}",
+              highlight=False, soft_wrap=True)
+
+
 if __name__ == "__main__":
     app()

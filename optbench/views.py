@@ -122,6 +122,41 @@ def listing_table(title: str, columns: list[str], rows: list[list[str]]) -> Tabl
     return table
 
 
+def compare_table(comparison: Any) -> Table:
+    """``optbench compare``'s main numbers per task and optimizer (a
+    :class:`optbench.sweeps.compare.Comparison`); every number as compare.csv writes it."""
+    from optbench.sweeps.compare import CLOCKS, cell
+
+    clock = comparison.profile.clock
+
+    def with_note(row: dict[str, Any]) -> str:
+        shown, note = cell(row["data_speedup"]), row["data_speedup_note"]
+        return f"{shown} ({note})" if note and shown != note else shown
+
+    columns = {
+        "task": lambda row: cell(row["task"]),
+        "optimizer": lambda row: cell(row["optimizer"]),
+        "final": lambda row: cell(row["final_mean"]),
+        "± 95% CI": lambda row: cell(row["final_ci95"]),
+        "reached": lambda row: f"{row['reached']}/{row['seeds']}" if isinstance(row["reached"], int) else cell(row["reached"]),
+        f"{clock} to target": lambda row: cell(row[CLOCKS[clock]]),
+        "work speedup": lambda row: cell(row["work_speedup"]),
+        "data speedup": with_note,
+        "Welch p": lambda row: cell(row["welch_p"]),
+        "seeds for p<0.01": lambda row: cell(row["seeds_needed_p01"]),
+        "lr width (decades)": lambda row: cell(row["lr_width_decades"]),
+        "profile ratio": lambda row: cell(row["profile_ratio"]),
+    }
+    table = Table(title=f"against {comparison.options.baseline}", title_justify="left")
+    for title in columns:
+        table.add_column(title, justify="left" if title in ("task", "optimizer") else "right")
+    for row in comparison.rows:
+        table.add_row(*(escape(show(row)) for show in columns.values()), style="bold" if row["baseline"] else None)
+    scores = ", ".join(f"{name} {score:.3f}" for name, score in comparison.profile.scores.items())
+    table.caption = f"performance-profile scores ({clock}, r_max 4): {scores}"
+    return table
+
+
 def tune_table(task: str, tuning: Any) -> Table:
     """One task of ``optbench tune`` (a :class:`optbench.sweeps.tune_record.TaskTuning`): per
     optimizer its trials, how many failed, the winner's score and hyperparameters, its preset."""
