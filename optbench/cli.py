@@ -353,7 +353,7 @@ def figure(
     overrides: Annotated[list[str] | None, typer.Argument(help="Extra overrides for its sweep, e.g. hydra/launcher=parallel.", show_default=False)] = None,
     scale: Annotated[Scale, typer.Option(help="smoke: minutes on a laptop CPU; paper: the paper's setting (GPUs).")] = Scale.smoke,
     from_dir: Annotated[Path | None, typer.Option("--from", help="Draw from this sweep dir instead of running the figure's sweep.")] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write NAME.png, .pdf, .csv and verdict.json [default: figures/NAME].", show_default=False)] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write NAME.png, .pdf, .csv and verdict.json \\[default: figures/NAME].", show_default=False)] = None,
     list_figures: Annotated[bool, typer.Option("--list", help="List the figures with their paper and claim.")] = False,
 ) -> None:
     """Regenerate a paper figure: run (or reuse) its sweep, draw it, and say whether the claim held.

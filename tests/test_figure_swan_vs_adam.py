@@ -77,3 +77,31 @@ def test_smoke_figure_end_to_end(tmp_path: Path) -> None:
     again = optbench("figure", "swan-vs-adam", "--scale", "smoke", "--out", str(out), cwd=tmp_path)
     assert json.loads((out / "verdict.json").read_text())["numbers"] == numbers  # the store: nothing retrained
     assert "verdict at --scale smoke: held" in again.stdout
+
+
+def test_tuned_variant_tunes_each_optimizer_with_the_same_budget_then_draws_the_winners(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from optbench.figures import make as make_module
+    from optbench.figures.preset import load
+    from optbench.sweeps.tune_record import read_tune
+
+    shipped = load("swan-vs-adam-tuned")
+    smoke = shipped.scales["smoke"]["tune"]
+    assert smoke["budget"] >= 2 and smoke["optimizers"] == shipped.params["optimizers"]
+    # the shipped preset, on a budget a test can afford: 2 optimizers, 1 trial each, 10 steps
+    tiny = {**smoke, "optimizers": ["adamw", "swan"], "budget": 1,
+            "overrides": [o for o in smoke["overrides"] if not o.startswith(("train.steps", "hydra/launcher"))]
+            + ["train.steps=10", f"store={tmp_path / 'store'}"]}
+    shipped.scales["smoke"]["tune"] = tiny
+    shipped.params["optimizers"] = ["adamw", "swan"]
+    monkeypatch.setattr(make_module, "load", lambda name: shipped)
+    monkeypatch.chdir(tmp_path)
+
+    made = make_module.make("swan-vs-adam-tuned", "smoke", tmp_path / "out")
+
+    record = read_tune(tmp_path / "out" / "tune-smoke")
+    assert record.budget == 1 and set(record.tasks["llama_tiny"].optimizers) == {"adamw", "swan"}
+    curves = pd.read_csv(tmp_path / "out" / "swan-vs-adam-tuned.csv")
+    assert set(curves["optimizer"]) == {"adamw", "swan"}  # the winners' runs, drawn
+    assert (tmp_path / "presets" / "tuned" / "llama_tiny" / "swan.yaml").is_file()
+    assert made.verdict.lines

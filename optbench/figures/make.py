@@ -2,7 +2,9 @@
 draw it, and save PNG, PDF, CSV and verdict.json.
 
 The sweep goes through the run store like any sweep, so a figure made twice, or one sharing
-runs with an earlier sweep, trains nothing twice.
+runs with an earlier sweep, trains nothing twice. A preset whose scale has a ``tune`` block
+(``optbench tune``'s options) tunes every optimizer with the same budget first and draws each
+winner's runs at the final seeds (``swan-vs-adam-tuned``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from optbench.figures.kinds import kind_of
 from optbench.figures.preset import load
 from optbench.figures.style import save
 from optbench.figures.verdict import Verdict
-from optbench.sweeps.collect import RunRecord, find_runs
+from optbench.runner.run_dir import RunDir
+from optbench.sweeps.collect import RunRecord, find_runs, read_run
 from optbench.sweeps.driver import run_sweep
 from optbench.sweeps.manifest import is_sweep
+from optbench.sweeps.tune_record import TuneRecord, is_tune, read_tune
 
 
 @dataclass
@@ -30,16 +34,16 @@ def make(name: str, scale: str, out_dir: Path | None = None, from_dir: Path | No
     preset = load(name)
     kind = kind_of(preset)  # before any training: a preset's wrong kind fails at once
     out_dir = out_dir or Path("figures") / name
-    records: list[RunRecord] = []
-    sweeps = preset.sweeps(scale)
-    if from_dir is not None:  # a sweep dir, or a dir of them (a figure with variants)
-        sweep_dirs = [from_dir] if is_sweep(from_dir) else sorted(d for d in from_dir.iterdir() if is_sweep(d))
+    if from_dir is not None:
+        records = _drawn_from(from_dir)
+    elif preset.tuning(scale) is not None:
+        records = _tuned(preset.tuning(scale), out_dir / f"tune-{scale}", overrides or [])
     else:
-        sweep_dirs = [out_dir / f"sweep-{scale}" / str(i) for i in range(len(sweeps))]
-        for sweep, sweep_dir in zip(sweeps, sweep_dirs):
+        records = []
+        for i, sweep in enumerate(preset.sweeps(scale)):
+            sweep_dir = out_dir / f"sweep-{scale}" / str(i)
             run_sweep([*sweep, *(overrides or []), f"hydra.sweep.dir={sweep_dir}"])
-    for sweep_dir in sweep_dirs:
-        records += find_runs(sweep_dir)
+            records += find_runs(sweep_dir)
     analysis = kind.analyze(preset, records, preset.settings(scale))
     figure = kind.draw(analysis)
     figure.suptitle(preset.title, fontsize=12)
@@ -48,3 +52,29 @@ def make(name: str, scale: str, out_dir: Path | None = None, from_dir: Path | No
     analysis.data.to_csv(files[-1], index=False)
     analysis.verdict.write(out_dir / "verdict.json")
     return Made(files, analysis.verdict)
+
+
+def _drawn_from(from_dir: Path) -> list[RunRecord]:
+    """The runs of a tune dir's winners, of a sweep dir, or of a dir of sweeps (a figure with
+    variants)."""
+    if is_tune(from_dir):
+        return winners(from_dir, read_tune(from_dir))
+    sweep_dirs = [from_dir] if is_sweep(from_dir) else sorted(d for d in from_dir.iterdir() if is_sweep(d))
+    return [record for sweep_dir in sweep_dirs for record in find_runs(sweep_dir)]
+
+
+def _tuned(tuning: dict, tune_dir: Path, overrides: list[str]) -> list[RunRecord]:
+    """Tune as ``optbench tune`` would with the options ``tuning`` (extra ``overrides`` for
+    every run), into ``tune_dir``; the winners' runs at the final seeds."""
+    from optbench.sweeps.tune import tune
+    from optbench.sweeps.tune_plan import TuneOptions
+
+    options = {**tuning, "overrides": [*tuning.get("overrides", []), *overrides]}
+    record, directory = tune(TuneOptions(**options, out=tune_dir))
+    return winners(directory, record)
+
+
+def winners(tune_dir: Path, record: TuneRecord) -> list[RunRecord]:
+    """Each tuned optimizer's winner, at the final seeds, of every task of a tune."""
+    return [read_run(RunDir(tune_dir / path)) for task in record.tasks.values()
+            for tuning in task.optimizers.values() for path in tuning.final_run_dirs]

@@ -4,8 +4,9 @@ Keys: ``title``, ``paper`` (the source), ``claim`` (what the figure checks), ``k
 analysed and drawn: a name in :data:`optbench.figures.kinds.KINDS`), ``sweep`` (overrides every
 scale shares; none for figures computed without training), ``scales`` (``smoke`` and ``paper``,
 each with ``overrides``, its own extra overrides; ``variants``, optional: one sweep per entry, each
-a list of overrides, for runs that are not a product, such as a tuned lr per optimizer; and
-``params``) and ``params`` (the kind's settings, e.g. the verdict's tolerance; a scale's ``params``
+a list of overrides, for runs that are not a product, such as a tuned lr per optimizer; ``tune``,
+optional: ``optbench tune``'s options, to tune every optimizer with the same budget first and draw
+the winners; and ``params``) and ``params`` (the kind's settings, e.g. the verdict's tolerance; a scale's ``params``
 are merged over them).
 """
 
@@ -40,6 +41,10 @@ class FigurePreset:
         if not shared:
             return []
         return [[*shared, *variant] for variant in at_scale.get("variants") or [[]]]
+
+    def tuning(self, scale: str) -> dict[str, Any] | None:
+        """``optbench tune``'s options (TuneOptions' fields) when the figure draws tuned runs."""
+        return (self.scales.get(scale) or {}).get("tune")
 
     def settings(self, scale: str) -> dict[str, Any]:
         return {**self.params, **((self.scales.get(scale) or {}).get("params") or {})}
