@@ -409,7 +409,8 @@ def compare(
     comparison = compare_runs(directories, options)
     target_dir = out_dir or directories[0] / "compare"
     files = publish(comparison, target_dir, directories)
-    out.print(views.compare_table(comparison))
+    for table in views.compare_tables(comparison):
+        out.print(table)
     for note in comparison.notes[1:]:
         out.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
     out.print(f"wrote {len(files)} files in {escape(str(target_dir))}; open {escape(str(target_dir / 'report.html'))}",

@@ -122,39 +122,66 @@ def listing_table(title: str, columns: list[str], rows: list[list[str]]) -> Tabl
     return table
 
 
-def compare_table(comparison: Any) -> Table:
-    """``optbench compare``'s main numbers per task and optimizer (a
-    :class:`optbench.sweeps.compare.Comparison`); every number as compare.csv writes it."""
-    from optbench.sweeps.compare import CLOCKS, cell
+def _short(value: Any) -> str:
+    """A cell for the terminal: a number at 4 significant digits, a number that could not be
+    computed as the head of its reason ("n/a", "L <= c"); compare.csv keeps both in full."""
+    from optbench.sweeps.compare import NA, cell
+
+    if isinstance(value, NA):
+        return value.split(":")[0]
+    return f"{value:.4g}" if isinstance(value, float) else cell(value)
+
+
+def compare_tables(comparison: Any) -> list[Table]:
+    """``optbench compare``'s main numbers (a :class:`optbench.sweeps.compare.Comparison`), as two
+    tables narrow enough for a terminal: each optimizer's results, then its standing against the
+    baseline. compare.csv and report.html hold every column at full precision."""
+    from optbench.sweeps.compare import CLOCKS
 
     clock = comparison.profile.clock
 
-    def with_note(row: dict[str, Any]) -> str:
-        shown, note = cell(row["data_speedup"]), row["data_speedup_note"]
-        return f"{shown} ({note})" if note and shown != note else shown
+    def final(row: dict[str, Any]) -> str:
+        spread = row["final_ci95"]
+        return _short(row["final_mean"]) + (f" ± {_short(spread)}" if isinstance(spread, float) else "")
 
-    columns = {
-        "task": lambda row: cell(row["task"]),
-        "optimizer": lambda row: cell(row["optimizer"]),
-        "final": lambda row: cell(row["final_mean"]),
-        "± 95% CI": lambda row: cell(row["final_ci95"]),
-        "reached": lambda row: f"{row['reached']}/{row['seeds']}" if isinstance(row["reached"], int) else cell(row["reached"]),
-        f"{clock} to target": lambda row: cell(row[CLOCKS[clock]]),
-        "work speedup": lambda row: cell(row["work_speedup"]),
-        "data speedup": with_note,
-        "Welch p": lambda row: cell(row["welch_p"]),
-        "seeds for p<0.01": lambda row: cell(row["seeds_needed_p01"]),
-        "lr width (decades)": lambda row: cell(row["lr_width_decades"]),
-        "profile ratio": lambda row: cell(row["profile_ratio"]),
+    def reached(row: dict[str, Any]) -> str:
+        return f"{row['reached']}/{row['seeds']}" if isinstance(row["reached"], int) else _short(row["reached"])
+
+    def data_speedup(row: dict[str, Any]) -> str:
+        shown, note = _short(row["data_speedup"]), row["data_speedup_note"]
+        return f"{shown}*" if note == "extrapolated" else shown
+
+    results = {
+        "final (± 95% CI)": final,
+        "reached target": reached,
+        f"{clock} to target": lambda row: _short(row[CLOCKS[clock]]),
+        "profile ratio": lambda row: _short(row["profile_ratio"]),
     }
-    table = Table(title=f"against {comparison.options.baseline}", title_justify="left")
-    for title in columns:
-        table.add_column(title, justify="left" if title in ("task", "optimizer") else "right")
-    for row in comparison.rows:
-        table.add_row(*(escape(show(row)) for show in columns.values()), style="bold" if row["baseline"] else None)
+    against = {
+        "work speedup": lambda row: _short(row["work_speedup"]),
+        "data speedup": data_speedup,
+        "Welch p": lambda row: _short(row["welch_p"]),
+        "seeds for p<0.01": lambda row: _short(row["seeds_needed_p01"]),
+        "lr width (decades)": lambda row: _short(row["lr_width_decades"]),
+    }
+    tables = []
+    for title, columns in ((f"results ({clock} to target)", results),
+                           (f"against {comparison.options.baseline}", against)):
+        table = Table(title=title, title_justify="left")
+        table.add_column("task", no_wrap=True)
+        table.add_column("optimizer", no_wrap=True)
+        for name in columns:
+            table.add_column(name, justify="right", overflow="fold")
+        for row in comparison.rows:
+            table.add_row(escape(str(row["task"])), escape(str(row["optimizer"])),
+                          *(escape(show(row)) for show in columns.values()),
+                          style="bold" if row["baseline"] else None)
+        tables.append(table)
     scores = ", ".join(f"{name} {score:.3f}" for name, score in comparison.profile.scores.items())
-    table.caption = f"performance-profile scores ({clock}, r_max 4): {scores}"
-    return table
+    tables[0].caption = f"performance-profile scores ({clock}, r_max 4): {scores}"
+    tables[1].caption = ("* extrapolated beyond the baseline's fitted range; "
+                         "why a number is n/a: compare.csv and report.html")
+    return tables
 
 
 def tune_table(task: str, tuning: Any) -> Table:

@@ -18,7 +18,7 @@ from optbench.runner.target import Crossing, summary_record
 from optbench.sweeps import profiles
 from optbench.sweeps.reach import mean_curve, reach, run_lines, time_to_target
 from optbench.sweeps.sensitivity import Point, near_best, width_decades
-from optbench.sweeps.significance import seeds_needed, welch
+from optbench.sweeps.significance import seeds_needed, untestable, welch
 from optbench.sweeps.speedup import PowerLaw, data_equivalent, fit_power_law, work_ratio
 
 
@@ -67,6 +67,10 @@ def test_welch_is_scipys_unequal_variance_t_test():
     assert found.statistic == pytest.approx(reference.statistic, rel=1e-12)
     assert found.p == pytest.approx(reference.pvalue, rel=1e-12)
     assert welch([1.0], [1.0, 2.0]) is None  # a single seed has no variance
+    # deterministic runs (full batch: every seed ends the same) have no spread to test against
+    assert untestable([0.5, 0.5, 0.5], [0.7, 0.7, 0.7]) == "n/a: no spread over seeds"
+    assert welch([0.5, 0.5, 0.5], [0.7, 0.7, 0.7]) is None and seeds_needed([0.5, 0.5], [0.7, 0.7]) is None
+    assert untestable([0.5, 0.5, 0.5], [0.7, 0.8, 0.7]) is None  # one arm's spread is enough
 
 
 def test_seeds_needed_by_the_normal_approximation():

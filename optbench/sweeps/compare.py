@@ -36,7 +36,7 @@ from optbench.sweeps.arms import Arm, TaskRuns, gather
 from optbench.sweeps.reach import Curve, mean_curve, reach, run_lines, time_to_target, work_key_of
 from optbench.sweeps.selection import final_values
 from optbench.sweeps.sensitivity import WITHIN, Point, near_best, width_decades
-from optbench.sweeps.significance import seeds_needed, welch
+from optbench.sweeps.significance import seeds_needed, untestable, welch
 from optbench.sweeps.speedup import PowerLaw, data_equivalent, fit_power_law, work_ratio
 
 if TYPE_CHECKING:
@@ -204,6 +204,7 @@ def _row(task: TaskRuns, arm: Arm, options: Options, lines: dict[int, Any], curv
         reference.fit, task.mode, estimate.mean if estimate else None, curve)
     test = welch(finals, reference.finals)
     needed = seeds_needed(finals, reference.finals)
+    not_tested = NA(untestable(finals, reference.finals) or "")
     width = width_decades(arm.trials, task.mode, options.within)
     one_seed = NA("n/a: < 2 seeds")
     return {
@@ -221,8 +222,8 @@ def _row(task: TaskRuns, arm: Arm, options: Options, lines: dict[int, Any], curv
         **_fitted(reference.fit),
         "baseline_data_at_final": data_needed, "data_used": data_used,
         "data_speedup": data_speedup, "data_speedup_note": data_note,
-        "welch_t": test.statistic if test else one_seed, "welch_p": test.p if test else one_seed,
-        "seeds_needed_p01": one_seed if needed is None else needed,
+        "welch_t": test.statistic if test else not_tested, "welch_p": test.p if test else not_tested,
+        "seeds_needed_p01": not_tested if needed is None else needed,
         "trials": len(arm.trials), "failed_trials": sum(p.failed for p in arm.trials),
         "lr_width_decades": NA("n/a: one trial") if width is None else width,
     }

@@ -19,15 +19,29 @@ class Welch:
     p: float
 
 
+def untestable(values: Sequence[float], baseline: Sequence[float]) -> str | None:
+    """Why the two arms cannot be tested, or None: fewer than two values in either, or no
+    spread at all in both (deterministic runs: every seed ended the same, so the t statistic
+    divides by zero)."""
+    if len(values) < 2 or len(baseline) < 2:
+        return "n/a: < 2 seeds"
+    if statistics.variance(values) == 0 and statistics.variance(baseline) == 0:
+        return "n/a: no spread over seeds"
+    return None
+
+
 def welch(values: Sequence[float], baseline: Sequence[float]) -> Welch | None:
     """Welch's unequal-variance t-test of ``values`` against ``baseline``
-    (scipy.stats.ttest_ind(values, baseline, equal_var=False)); None with fewer than two values
-    in either."""
+    (scipy.stats.ttest_ind(values, baseline, equal_var=False)); None when :func:`untestable`."""
+    import warnings
+
     from scipy import stats
 
-    if len(values) < 2 or len(baseline) < 2:
+    if untestable(values, baseline):
         return None
-    result = stats.ttest_ind(values, baseline, equal_var=False)
+    with warnings.catch_warnings():  # scipy's warning for nearly equal values: the result stands
+        warnings.filterwarnings("ignore", "Precision loss occurred", RuntimeWarning)
+        result = stats.ttest_ind(values, baseline, equal_var=False)
     return Welch(float(result.statistic), float(result.pvalue))
 
 
@@ -36,10 +50,10 @@ def seeds_needed(values: Sequence[float], baseline: Sequence[float], alpha: floa
     """Seeds per arm for a two-sided test at level ``alpha`` to detect the observed difference
     of means δ with ``power``, by the normal approximation n = 2(z_{1−α/2} + z_{1−β})²σ²/δ²
     (σ² the mean of the two sample variances), rounded up and at least 2 (a t-test's minimum);
-    inf when the means are equal; None with fewer than two values in either."""
+    inf when the means are equal; None when :func:`untestable`."""
     from scipy.stats import norm
 
-    if len(values) < 2 or len(baseline) < 2:
+    if untestable(values, baseline):
         return None
     delta = statistics.fmean(values) - statistics.fmean(baseline)
     if delta == 0:
