@@ -1,4 +1,5 @@
-"""A run killed with SIGKILL and started again ends bit-identical to an uninterrupted run."""
+"""A run killed with SIGKILL and started again ends bit-identical to an uninterrupted run: every
+metrics line (timing aside), EMA evaluations included."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from helpers import (
     Interrupted,
     interrupt_after_checkpoint,
     losses,
+    metric_lines,
     optbench,
     run_config,
     summary,
@@ -22,10 +24,11 @@ from helpers import (
 from optbench.runner.run_dir import RunDir
 
 # Log intervals that do not divide the checkpoint interval, so the checkpoint must carry the data
-# position, the optimizer state and a half-accumulated loss.
+# position, the optimizer state and a half-accumulated loss (and, for logreg, a WSD schedule and the
+# EMA of the weights, evaluated as eval_ema/*).
 CASES = {
     "logreg": ["task.data=synthetic", "task.n=2000", "task.batch_size=64", "optimizer=adam",
-               "optimizer.lr=0.01", "schedule=cosine", "train.steps=4000", "train.log_every=7",
+               "optimizer.lr=0.01", "schedule=wsd", "train.ema=0.99", "train.steps=4000", "train.log_every=7",
                "train.checkpoint_every=500", "logger=none"],
     # the LM token stream, with gradient accumulation over two micro-batches
     "llama_tiny": ["task=llama_tiny", "task.micro_batch=8", "optimizer=adamw", "schedule=cosine",
@@ -57,7 +60,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, case):
 
     assert "resuming" in resumed.stderr
     assert summary(killed)["status"] == "completed"
-    assert losses(killed) == losses(clean)  # every logged loss, not just the last
+    assert metric_lines(killed) == metric_lines(clean)  # every logged line, not just the last
     assert losses(killed)[-1][0] == steps
 
 

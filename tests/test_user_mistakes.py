@@ -199,8 +199,10 @@ KEYS = ["seed", "device", "precision", "store", "train.steps", "train.tokens", "
         "train.grad_clip", "train.keep_checkpoints", "train.divergence_factor", "train.parallel",
         "objective.metric", "objective.penalty", "optimizer.lr", "optimizer.momentum",
         "optimizer.weight_decay", "optimizer.fallback.lr", "task.data", "task.path", "task.n",
-        "schedule.warmup", "diagnostics.every", "logger.project", "hydra.run.dir"]
-GROUPS = ["task", "optimizer", "schedule", "logger", "diagnostics", "data"]
+        "schedule.warmup", "diagnostics.every", "logger.project", "hydra.run.dir", "train.ema",
+        "train.warm_start.run", "train.warm_start.step", "target.metric", "target.value", "target.mode",
+        "target.stop", "schedule.decay_fraction", "schedule.shape"]
+GROUPS = ["task", "optimizer", "schedule", "logger", "diagnostics", "data", "tuned"]
 UNKNOWN = ["train.stepz", "foo", "optimizer.lrr", "task.bogus", "objective.metrik", "seed.x",
            "train.steps.x", "train", "objective", "hydra.foo"]
 ODD = ["", " ", "nan", "inf", "-inf", "-1", "0", "1e309", "2**64", "18446744073709551616", "null",
