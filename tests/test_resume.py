@@ -21,15 +21,17 @@ from helpers import (
     wait_until,
 )
 
+from optbench.runner.config import compose
 from optbench.runner.run_dir import RunDir
 
 # Log intervals that do not divide the checkpoint interval, so the checkpoint must carry the data
-# position, the optimizer state and a half-accumulated loss (and, for logreg, a WSD schedule and the
-# EMA of the weights, evaluated as eval_ema/*).
+# position, the optimizer state and a half-accumulated loss. The logreg case is a WSD cooldown
+# branch warm-started from another run (SOURCES), with an EMA of the weights (eval_ema/*).
+LOGREG = ["task.data=synthetic", "task.n=2000", "task.batch_size=64", "optimizer=adam", "optimizer.lr=0.01",
+          "train.log_every=7", "logger=none"]
+SOURCES = {"logreg": [*LOGREG, "train.steps=1000"]}
 CASES = {
-    "logreg": ["task.data=synthetic", "task.n=2000", "task.batch_size=64", "optimizer=adam",
-               "optimizer.lr=0.01", "schedule=wsd", "train.ema=0.99", "train.steps=4000", "train.log_every=7",
-               "train.checkpoint_every=500", "logger=none"],
+    "logreg": [*LOGREG, "schedule=wsd", "train.ema=0.99", "train.steps=4000", "train.checkpoint_every=500"],
     # the LM token stream, with gradient accumulation over two micro-batches
     "llama_tiny": ["task=llama_tiny", "task.micro_batch=8", "optimizer=adamw", "schedule=cosine",
                    "train.steps=60", "train.log_every=7", "train.checkpoint_every=10",
@@ -42,6 +44,9 @@ CASES = {
 def test_sigkill_then_resume_is_bit_identical(tmp_path, case):
     args, steps = CASES[case], int(next(a for a in CASES[case] if "train.steps" in a).split("=")[1])
     killed, clean = tmp_path / "killed", tmp_path / "clean"
+    if case in SOURCES:
+        run_config(compose(SOURCES[case]), tmp_path / "source")
+        args = [*args, f"train.warm_start.run={tmp_path / 'source'}"]
     process = subprocess.Popen(
         [sys.executable, "-m", "optbench", "run", *args, f"hydra.run.dir={killed}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -67,7 +72,6 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, case):
 def test_a_run_killed_after_its_last_checkpoint_resumes_with_its_final_metrics(tmp_path):
     """Killed between the final checkpoint and summary.json: the rerun has no step left to take,
     yet reports the same final metrics as an undisturbed run (they are loop state)."""
-    from optbench.runner.config import compose
 
     cfg = ["task=logreg", "task.batch_size=32", "logger=none", "train.steps=20", "train.checkpoint_every=10"]
     clean = run_config(compose(cfg), tmp_path / "clean")
