@@ -411,7 +411,7 @@ def compare(
     files = publish(comparison, target_dir, directories)
     for table in views.compare_tables(comparison):
         out.print(table)
-    for note in comparison.notes[1:]:
+    for note in comparison.notes:
         out.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
     out.print(f"wrote {len(files)} files in {escape(str(target_dir))}; open {escape(str(target_dir / 'report.html'))}",
               highlight=False, soft_wrap=True)

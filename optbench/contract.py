@@ -251,7 +251,7 @@ class Sink(Protocol):
 
 
 # -- metric names (metrics.jsonl and W&B keys) -------------------------------------------------------
-# Every metrics.jsonl line has STEP, the work so far (TOKENS or EXAMPLES: ``work_key``) and
+# Every metrics.jsonl line has STEP, the work so far (TOKENS or EXAMPLES: the task's ``work_unit``) and
 # TRAIN_SECONDS, so that the step, work and time at which a metric met a value can be read back.
 
 STEP = "step"
@@ -274,11 +274,6 @@ THRESHOLD = "sharpness/threshold"  # the optimizer's stability threshold (2/η f
 PRECONDITIONED = "sharpness/preconditioned"  # λ_max(P⁻¹H) for Adam-type optimizers
 TRACE = "curvature/trace"
 EVAL_EMA_PREFIX = "eval_ema/"  # evaluation of the EMA of the weights (train.ema): eval_ema/loss, ...
-
-
-def work_key(work_unit: str) -> str:
-    """The metrics.jsonl key of the work done so far: ``tokens`` or ``examples``."""
-    return work_unit
 
 
 def throughput(work_unit: str) -> str:

@@ -16,11 +16,11 @@ from optbench.figures.kinds import kind_of
 from optbench.figures.preset import load
 from optbench.figures.style import save
 from optbench.figures.verdict import Verdict
-from optbench.runner.run_dir import RunDir
-from optbench.sweeps.collect import RunRecord, find_runs, read_run
+from optbench.sweeps.arms import runs_of
+from optbench.sweeps.collect import RunRecord, find_runs
 from optbench.sweeps.driver import run_sweep
 from optbench.sweeps.manifest import is_sweep
-from optbench.sweeps.tune_record import TuneRecord, is_tune, read_tune
+from optbench.sweeps.tune_record import TuneRecord, read_tune
 
 
 @dataclass
@@ -36,8 +36,8 @@ def make(name: str, scale: str, out_dir: Path | None = None, from_dir: Path | No
     out_dir = out_dir or Path("figures") / name
     if from_dir is not None:
         records = _drawn_from(from_dir)
-    elif preset.tuning(scale) is not None:
-        records = _tuned(preset.tuning(scale), out_dir / f"tune-{scale}", overrides or [])
+    elif (tuning := preset.tuning(scale)) is not None:
+        records = _tuned(tuning, out_dir / f"tune-{scale}", overrides or [])
     else:
         records = []
         for i, sweep in enumerate(preset.sweeps(scale)):
@@ -57,8 +57,9 @@ def make(name: str, scale: str, out_dir: Path | None = None, from_dir: Path | No
 def _drawn_from(from_dir: Path) -> list[RunRecord]:
     """The runs of a tune dir's winners, of a sweep dir, or of a dir of sweeps (a figure with
     variants)."""
-    if is_tune(from_dir):
-        return winners(from_dir, read_tune(from_dir))
+    record = read_tune(from_dir)
+    if record is not None:
+        return winners(from_dir, record)
     sweep_dirs = [from_dir] if is_sweep(from_dir) else sorted(d for d in from_dir.iterdir() if is_sweep(d))
     return [record for sweep_dir in sweep_dirs for record in find_runs(sweep_dir)]
 
@@ -76,5 +77,5 @@ def _tuned(tuning: dict, tune_dir: Path, overrides: list[str]) -> list[RunRecord
 
 def winners(tune_dir: Path, record: TuneRecord) -> list[RunRecord]:
     """Each tuned optimizer's winner, at the final seeds, of every task of a tune."""
-    return [read_run(RunDir(tune_dir / path)) for task in record.tasks.values()
-            for tuning in task.optimizers.values() for path in tuning.final_run_dirs]
+    return [run for task in record.tasks.values() for tuning in task.optimizers.values()
+            for run in runs_of(tune_dir, tuning.final_run_dirs)]

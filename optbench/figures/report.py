@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from optbench.figures.compare import draw_all
-from optbench.sweeps.compare import Comparison, shown, write_tables
+from optbench.sweeps.compare import REPORTED, Comparison, shown, write_tables
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 110em; }
@@ -79,7 +79,7 @@ def render(comparison: Comparison, figures: dict[str, list[Path]], sources: list
         f"<h1>optbench compare: every optimizer against {html.escape(options.baseline)}</h1>",
         "<p>From " + ", ".join(f"<code>{html.escape(str(s))}</code>" for s in sources)
         + f"; clock {html.escape(profile.clock)}, within {options.within:g} of the best.</p>",
-        "<ul>" + "".join(f"<li>{html.escape(note)}</li>" for note in comparison.notes) + "</ul>",
+        "<ul>" + "".join(f"<li>{html.escape(note)}</li>" for note in [REPORTED, *comparison.notes]) + "</ul>",
         "<h2>Per task and optimizer</h2>", _table(comparison.rows),
         "<h2>Curves</h2>", _image(figures["curves"][0], "mean curves over seeds, the baseline's fit dashed"),
         "<h2>Performance profiles</h2>", _table(scores),

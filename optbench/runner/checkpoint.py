@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from optbench.errors import OptbenchError
+from optbench.errors import OptbenchError, first_line
 from optbench.runner.run_dir import RunDir, atomic_write, read_json, write_json
 
 DIGESTS = "checkpoint.sha256.json"  # beside the checkpoints it describes
@@ -78,8 +78,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         # Our own file, holding RNG states and numpy arrays besides tensors: not weights-only.
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # unpickling garbage can raise nearly anything
-        reason = str(err).splitlines()[0] if str(err) else ""
-        raise DamagedCheckpoint(f"{path} cannot be read: {type(err).__name__}: {reason}") from err
+        raise DamagedCheckpoint(f"{path} cannot be read: {type(err).__name__}: {first_line(err)}") from err
 
 
 def load_latest(run_dir: RunDir, warn: Callable[[str], None]) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from optbench.errors import OptbenchError
+from optbench.errors import OptbenchError, first_line
 from optbench.runner.target import Mode
 
 
@@ -137,7 +137,7 @@ def _check_interpolations(cfg: Any) -> None:
 
 def _unresolvable(cfg: Any, err: Exception, key: str) -> OptbenchError:
     full_key = getattr(err, "full_key", None) or key
-    reason = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+    reason = first_line(err)
     return OptbenchError(f"{full_key}={_raw(cfg, full_key)} cannot be resolved: {reason}; an "
                          "interpolation must name an existing key (${a.b}) or resolver (${oc.env:VAR})")
 

@@ -86,7 +86,7 @@ class Trainer:
         self.create_graph = needs_create_graph(self.optimizer)
         self.modes = has_train_eval_modes(self.optimizer)
         self.average = build_average(self.model, cfg.train.ema)
-        self.work_key = contract.work_key(self.task.work_unit)
+        self.work_key = self.task.work_unit  # tokens or examples
         self.state = LoopState()
         self.resumed = False  # from this run's own checkpoint: its first evaluation is done
         self._opening: dict[str, float] | None = None  # the first evaluation, until it is logged
@@ -353,6 +353,10 @@ class Trainer:
                 emit(s.step, metrics)
             signum = self._stop_signal(stop, pause)
             reached = self._target_stops()
+            if signum and not pause:  # stopped between clock pauses: its steps count too
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                s.train_seconds += time.perf_counter() - clock_start
             if save_now or signum or reached:
                 s.wall_seconds = wall_before + time.perf_counter() - session_start
                 self.checkpoint()

@@ -141,9 +141,10 @@ def _check(cfg: DictConfig) -> torch.device:
 
 
 def check(cfg: DictConfig) -> None:
-    """Raise OptbenchError for anything wrong in one run's composed config, as :func:`resolve`
-    would (a sweep checks each of its values this way before its first job starts)."""
-    check_composed(cfg)
+    """Raise OptbenchError for anything wrong in one run's composed config that
+    :func:`~optbench.runner.config.check_composed` (run by ``compose_checked``, which made
+    ``cfg``) does not see, as :func:`resolve` would: a sweep checks each of its values this way
+    before its first job starts."""
     _check(copy.deepcopy(cfg))
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from optbench.errors import OptbenchError
+from optbench.errors import OptbenchError, first_line
 from optbench.runner.checkpoint import load_checkpoint, load_latest
 from optbench.runner.identity import first_difference
 from optbench.runner.loop import LoopState, Trainer
@@ -82,9 +82,8 @@ def warm_start(trainer: Trainer, cfg: DictConfig, warn: Callable[[str], None]) -
     try:
         trainer.start_from(checkpoint, _branch_state(checkpoint))
     except (RuntimeError, ValueError, KeyError) as err:  # what loading a state of other shapes raises
-        reason = next(iter(str(err).splitlines()), type(err).__name__)
         raise OptbenchError(f"train.warm_start.run={cfg.train.warm_start.run} holds a checkpoint this "
-                            f"run's model and optimizer cannot load ({reason}); warm-start from a run of "
+                            f"run's model and optimizer cannot load ({first_line(err)}); warm-start from a run of "
                             f"the same {', '.join(_SAME)}") from err
     return trainer.state.start_step
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,9 +39,18 @@ class Group:
         return [r for r in self.records if r.status == RunStatus.COMPLETED]
 
     def estimate(self, metric: str) -> Estimate | None:
-        values = [float(r.final[metric]) for r in self.completed
-                  if isinstance(r.final.get(metric), (int, float)) and math.isfinite(r.final[metric])]
+        values = final_values(self.records, metric)
         return mean_ci(values) if values else None
+
+
+def final_values(records: Sequence[RunRecord], metric: str) -> list[float]:
+    """``metric``'s final value of each completed run that has a finite one."""
+    values = []
+    for record in records:
+        value = record.final.get(metric)
+        if record.status == RunStatus.COMPLETED and isinstance(value, (int, float)) and math.isfinite(value):
+            values.append(float(value))
+    return values
 
 
 def mean_ci(values: list[float]) -> Estimate:

@@ -42,7 +42,6 @@ class TaskRuns:
     mode: str
     target: float | None  # given by the tune record or --target; None: the baseline's final mean
     target_source: str  # where ``target`` comes from
-    source: Path  # the dir it was gathered from
     arms: dict[str, Arm] = field(default_factory=dict)
 
 
@@ -53,7 +52,7 @@ def _point(label: str, records: Sequence[RunRecord], metric: str, mode: str) -> 
                  scored.failed, scored.reason)
 
 
-def _runs(directory: Path, run_dirs: Sequence[str]) -> list[RunRecord]:
+def runs_of(directory: Path, run_dirs: Sequence[str]) -> list[RunRecord]:
     """The run dirs a tune record names (relative ones from its dir)."""
     return [read_run(RunDir(directory / path)) for path in run_dirs]
 
@@ -63,8 +62,8 @@ def _tuned_task(name: str, directory: Path, task: TaskTuning, metric: str | None
     metric, mode = metric or task.metric, Mode(mode or task.mode).value
     own = task.target is not None and (metric, mode) == (task.metric, task.mode)
     found = TaskRuns(name, metric, mode, task.target if own else target,
-                     "tune.json" if own else ("--target" if target is not None else ""), directory)
-    read = {optimizer: [(" ".join(t.overrides), _runs(directory, t.run_dirs)) for t in tuning.trials]
+                     "tune.json" if own else ("--target" if target is not None else ""))
+    read = {optimizer: [(" ".join(t.overrides), runs_of(directory, t.run_dirs)) for t in tuning.trials]
             for optimizer, tuning in task.optimizers.items()}
     check_metric([r for trials in read.values() for _, records in trials for r in records], metric)
     for optimizer, tuning in task.optimizers.items():
@@ -73,7 +72,7 @@ def _tuned_task(name: str, directory: Path, task: TaskTuning, metric: str | None
         if tuning.winner is None:
             runs, selected = [], "no winner: every trial failed" if tuning.trials else "not tuned yet"
         elif tuning.final_run_dirs:
-            runs, selected = _runs(directory, tuning.final_run_dirs), f"tuned: {trials[tuning.winner][0]}"
+            runs, selected = runs_of(directory, tuning.final_run_dirs), f"tuned: {trials[tuning.winner][0]}"
         else:
             runs, selected = trials[tuning.winner][1], f"tuned: {trials[tuning.winner][0]} (tuning seeds: no final runs yet)"
         found.arms[optimizer] = Arm(optimizer, runs, selected, points)
@@ -84,10 +83,10 @@ def _label(group: Group) -> str:
     return " ".join(f"{k}={v}" for k, v in group.label.items() if k != "optimizer") or "its only config"
 
 
-def _swept_task(name: str, directory: Path, records: list[RunRecord], metric: str, mode: str,
+def _swept_task(name: str, records: list[RunRecord], metric: str, mode: str,
                 target: float | None) -> TaskRuns:
     check_metric(records, metric)
-    found = TaskRuns(name, metric, mode, target, "--target" if target is not None else "", directory)
+    found = TaskRuns(name, metric, mode, target, "--target" if target is not None else "")
     by_optimizer: dict[str, list[RunRecord]] = {}
     for record in records:
         by_optimizer.setdefault(record.optimizer or "-", []).append(record)
@@ -138,5 +137,5 @@ def gather(directories: Sequence[Path], metric: str | None, mode: str | None,
             origin.setdefault(name, directory)
     mode = Mode(mode or Mode.min).value
     for name, records in swept.items():
-        tasks[name] = _swept_task(name, origin[name], records, metric or EVAL_LOSS, mode, target)
+        tasks[name] = _swept_task(name, records, metric or EVAL_LOSS, mode, target)
     return list(tasks.values())

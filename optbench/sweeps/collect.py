@@ -40,6 +40,7 @@ class RunRecord:
     overrides: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     final: dict[str, Any] = field(default_factory=dict)
+    target: dict[str, Any] | None = None  # the summary's record of the run's target (target.*)
 
 
 def read_run(run_dir: RunDir, job: int | None = None, overrides: list[str] | None = None) -> RunRecord:
@@ -60,7 +61,7 @@ def read_run(run_dir: RunDir, job: int | None = None, overrides: list[str] | Non
         path=run_dir.path, status=run_dir.status(read) or RunStatus.RUNNING, task=summary.task,
         optimizer=summary.optimizer, seed=summary.seed, steps=steps, train_loss=loss,
         wall_seconds=summary.wall_seconds, reason=summary.reason, run_id=summary.run_id, job=job, overrides=list(overrides or []), config=config or {},
-        final=final,
+        final=final, target=summary.target,
     )
 
 

@@ -31,10 +31,9 @@ from optbench.contract import STEP, RunStatus
 from optbench.errors import OptbenchError
 from optbench.runner.target import Mode
 from optbench.sweeps import profiles
-from optbench.sweeps.aggregate import mean_ci
+from optbench.sweeps.aggregate import final_values, mean_ci
 from optbench.sweeps.arms import Arm, TaskRuns, gather
-from optbench.sweeps.reach import Curve, mean_curve, reach, run_lines, time_to_target, work_key_of
-from optbench.sweeps.selection import final_values
+from optbench.sweeps.reach import Curve, crossing, mean_curve, reach, run_lines, work_key_of
 from optbench.sweeps.sensitivity import WITHIN, Point, near_best, width_decades
 from optbench.sweeps.significance import seeds_needed, untestable, welch
 from optbench.sweeps.speedup import PowerLaw, data_equivalent, fit_power_law, work_ratio
@@ -147,15 +146,13 @@ class Reference:
     """What every optimizer on a task is measured against: the baseline and the target."""
 
     finals: list[float]  # the baseline's final values, one per completed seed
+    final: float | None  # their mean
     curve: Curve  # the baseline's mean curve
+    work: float | None  # where that curve first reaches ``final`` (work, or steps)
     fit: PowerLaw | None  # that curve fitted (min metrics only)
     target: float | None
     source: str  # where the target comes from
     axis: str  # the x of the curves: tokens, examples, or step when runs log no work
-
-    @property
-    def final(self) -> float | None:
-        return statistics.fmean(self.finals) if self.finals else None
 
 
 def _task(task: TaskRuns, options: Options, notes: list[str]) -> tuple[TaskView, list[dict[str, Any]], list[dict[str, Any]]]:
@@ -166,14 +163,18 @@ def _task(task: TaskRuns, options: Options, notes: list[str]) -> tuple[TaskView,
     axis = _axis([run for runs in completed.values() for run in runs], task.name, notes)
     curves = {name: mean_curve(runs, task.metric, axis) for name, runs in completed.items()}
     finals = final_values(base.runs, task.metric)
-    target = task.target if task.target is not None or not finals else statistics.fmean(finals)
-    fit = fit_power_law(*curves[base.optimizer]) if task.mode == Mode.min.value else None
-    reference = Reference(finals, curves[base.optimizer], fit, target,
-                          task.target_source or "baseline final mean", axis)
+    final = statistics.fmean(finals) if finals else None
+    target = task.target if task.target is not None else final
+    curve = curves[base.optimizer]
+    fit = fit_power_law(*curve) if task.mode == Mode.min.value else None
+    reference = Reference(finals, final, curve, None if final is None else reach(curve, final, task.mode), fit,
+                          target, task.target_source or "baseline final mean", axis)
     rows, sensitivity = [], []
     for arm in order:
-        rows.append(_row(task, arm, options, lines, curves[arm.optimizer], reference))
-        sensitivity += _sensitivity(task, arm, options)
+        width = width_decades(arm.trials, task.mode, options.within)
+        width_cell = NA("n/a: one trial") if width is None else width
+        rows.append(_row(task, arm, options, lines, curves[arm.optimizer], reference, width_cell))
+        sensitivity += _sensitivity(task, arm, options, width_cell)
     view = TaskView(task.name, task.metric, task.mode, axis, target, base.optimizer, curves, fit,
                     {arm.optimizer: arm.trials for arm in order})
     return view, rows, sensitivity
@@ -183,7 +184,7 @@ def _reaching(task: TaskRuns, arm: Arm, lines: dict[int, Any], target: float | N
     """How many seeds reached the target, and their mean steps, work and seconds to it."""
     if target is None:
         return dict.fromkeys(("reached", "steps_to_target", "work_to_target", "seconds_to_target"), NA("no target"))
-    hit = [c for r in arm.runs if (c := time_to_target(r.path, lines[id(r)], task.metric, target, task.mode))]
+    hit = [c for r in arm.runs if (c := crossing(r.target, lines[id(r)], task.metric, target, task.mode))]
     return {"reached": len(hit), "steps_to_target": _mean_of([c.step for c in hit]),
             "work_to_target": _mean_of([c.work for c in hit]), "seconds_to_target": _mean_of([c.seconds for c in hit])}
 
@@ -194,18 +195,17 @@ def _fitted(fit: PowerLaw | None) -> dict[str, Any]:
 
 
 def _row(task: TaskRuns, arm: Arm, options: Options, lines: dict[int, Any], curve: Curve,
-         reference: Reference) -> dict[str, Any]:
+         reference: Reference, width: float | NA) -> dict[str, Any]:
+    """One row of compare.csv; ``width``: the arm's lr-sensitivity width (its cell)."""
     finals = final_values(arm.runs, task.metric)
     estimate = mean_ci(finals) if finals else None
     work = reach(curve, reference.final, task.mode) if reference.final is not None else None
-    base_work = reach(reference.curve, reference.final, task.mode) if reference.final is not None else None
-    speedup = work_ratio(base_work, work)
+    speedup = work_ratio(reference.work, work)
     data_needed, data_used, data_speedup, data_note = _data_speedup(
         reference.fit, task.mode, estimate.mean if estimate else None, curve)
     test = welch(finals, reference.finals)
     needed = seeds_needed(finals, reference.finals)
     not_tested = NA(untestable(finals, reference.finals) or "")
-    width = width_decades(arm.trials, task.mode, options.within)
     one_seed = NA("n/a: < 2 seeds")
     return {
         "task": task.name, "optimizer": arm.optimizer, "baseline": arm.optimizer == options.baseline,
@@ -225,17 +225,16 @@ def _row(task: TaskRuns, arm: Arm, options: Options, lines: dict[int, Any], curv
         "welch_t": test.statistic if test else not_tested, "welch_p": test.p if test else not_tested,
         "seeds_needed_p01": not_tested if needed is None else needed,
         "trials": len(arm.trials), "failed_trials": sum(p.failed for p in arm.trials),
-        "lr_width_decades": NA("n/a: one trial") if width is None else width,
+        "lr_width_decades": width,
     }
 
 
-def _sensitivity(task: TaskRuns, arm: Arm, options: Options) -> list[dict[str, Any]]:
+def _sensitivity(task: TaskRuns, arm: Arm, options: Options, width: float | NA) -> list[dict[str, Any]]:
     near = {id(p) for p in near_best(arm.trials, task.mode, options.within)}
-    width = width_decades(arm.trials, task.mode, options.within)
     return [{"task": task.name, "optimizer": arm.optimizer, "trial": p.label,
              "lr": NA("no optimizer.lr") if p.lr is None else p.lr,
              "final_mean": NA("failed") if p.failed else p.value, "failed": p.failed, "reason": p.reason or "",
-             "near_best": id(p) in near, "lr_width_decades": NA("n/a: one trial") if width is None else width}
+             "near_best": id(p) in near, "lr_width_decades": width}
             for p in arm.trials]
 
 
@@ -275,7 +274,7 @@ def compare(directories: Sequence[Path], options: Options) -> Comparison:
         if options.baseline not in task.arms:
             raise OptbenchError(f"baseline {options.baseline} has no runs on task {task.name}; optimizers "
                                 f"there: {', '.join(task.arms)} (choose one with --baseline)")
-    notes = [REPORTED]
+    notes: list[str] = []
     views, rows, sensitivity = [], [], []
     for task in tasks:
         view, task_rows, task_sensitivity = _task(task, options, notes)

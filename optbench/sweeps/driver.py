@@ -54,7 +54,8 @@ def plan(hydra_args: list[str], cfg: Any) -> Manifest:
     choices = cfg.hydra.runtime.choices
     sweeper, launcher = choices.get("hydra/sweeper"), choices.get("hydra/launcher")
     planned, trials = None, None
-    parsed = [o for o in OverridesParser.create().parse_overrides(hydra_args) if not o.is_hydra_override()]
+    if sweeper in ("basic", "trials"):
+        parsed = [o for o in OverridesParser.create().parse_overrides(hydra_args) if not o.is_hydra_override()]
     if sweeper == "basic":  # the jobs, numbered as Hydra's basic sweeper numbers them
         planned = BasicSweeper.split_arguments(parsed, None)[0]
     elif sweeper == "trials":  # the file's jobs, after the command line's overrides

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from optbench.errors import OptbenchError
+from optbench.errors import OptbenchError, first_line
 from optbench.runner.config import (
     check_composed,
     check_output_dir,
@@ -23,11 +23,6 @@ from optbench.runner.config import (
     config_dir,
     register_schema,
 )
-
-
-def _first_line(err: BaseException) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[0] if lines else type(err).__name__
 
 
 def _new_key_hint(err: BaseException) -> str:
@@ -46,9 +41,9 @@ def _explain(err: BaseException) -> str:
     cause = err.__cause__
     if cause is not None:
         key = getattr(cause, "full_key", None)
-        reason = _first_line(cause)
+        reason = first_line(cause)
         return (f"{key}: {reason}" if key and key not in reason else reason) + _new_key_hint(err)
-    return _first_line(err)
+    return first_line(err)
 
 
 @contextlib.contextmanager
@@ -97,10 +92,10 @@ def _compose(overrides: list[str]) -> Any:
         if quoted == overrides:
             raise
         compose(quoted, return_hydra_config=True)
-        raise OptbenchError(f"{_first_line(err)}: a config group takes the name of one of "
+        raise OptbenchError(f"{first_line(err)}: a config group takes the name of one of "
                             f"its configs (optbench list)") from None
     except AssertionError as err:  # OmegaConf's, for a key set under a value: train=3 train.steps=2
-        raise OptbenchError(f"the overrides {' '.join(overrides)} do not compose: {_first_line(err)} "
+        raise OptbenchError(f"the overrides {' '.join(overrides)} do not compose: {first_line(err)} "
                             "(a key set under a value that is not a mapping?)") from None
 
 
@@ -122,7 +117,7 @@ def compose_checked(overrides: list[str], output_key: str | None = None) -> Any:
             try:
                 output_dir = OmegaConf.select(cfg, output_key, throw_on_missing=True)
             except OmegaConfBaseException as err:
-                raise OptbenchError(f"{output_key}: {_first_line(err)}") from None
+                raise OptbenchError(f"{output_key}: {first_line(err)}") from None
             check_output_dir(output_key, str(output_dir))
     return cfg
 
@@ -135,7 +130,7 @@ def _variants(overrides: list[str], multirun: bool) -> list[list[str]]:
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except OverrideParseException as err:
-        raise OptbenchError(f"cannot parse the overrides: {_first_line(err)}") from None
+        raise OptbenchError(f"cannot parse the overrides: {first_line(err)}") from None
     choices: list[list[str]] = []
     for override in parsed:
         if not override.is_sweep_override():

@@ -45,10 +45,15 @@ def recorded(target: Mapping[str, Any] | None, metric: str, value: float, mode: 
 
 def time_to_target(run_dir: Path | None, lines: Lines, metric: str, value: float,
                    mode: Mode | str) -> Crossing | None:
-    """Where the run first met ``metric`` ``mode`` ``value``: its summary's record of that
-    target when it has one, else recomputed from ``lines``; None if it never did."""
+    """:func:`crossing` for the run in ``run_dir``, its summary read here."""
     summary = RunDir(run_dir).read_summary() if run_dir is not None else None
-    target = summary.target if summary is not None else None
+    return crossing(summary.target if summary is not None else None, lines, metric, value, mode)
+
+
+def crossing(target: Mapping[str, Any] | None, lines: Lines, metric: str, value: float,
+             mode: Mode | str) -> Crossing | None:
+    """Where a run first met ``metric`` ``mode`` ``value``: its summary's ``target`` record when
+    that is of this very target, else recomputed from its metrics ``lines``; None if it never did."""
     if recorded(target, metric, value, mode):
         if not target.get("reached"):
             return None

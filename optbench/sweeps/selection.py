@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from optbench.contract import RunStatus
 from optbench.errors import OptbenchError
 from optbench.runner.target import Mode
-from optbench.sweeps.aggregate import Group
+from optbench.sweeps.aggregate import Group, final_values
 from optbench.sweeps.collect import RunRecord
 
 
@@ -25,16 +25,6 @@ class Score:
     value: float  # the mean over seeds; inf (min) or -inf (max) for a failed trial
     failed: bool
     reason: str | None = None  # why it failed: the first failing seed's status and reason
-
-
-def final_values(records: Sequence[RunRecord], metric: str) -> list[float]:
-    """``metric``'s final value of each completed run that has a finite one."""
-    values = []
-    for record in records:
-        value = record.final.get(metric)
-        if record.status == RunStatus.COMPLETED and isinstance(value, (int, float)) and math.isfinite(value):
-            values.append(float(value))
-    return values
 
 
 def score(records: Sequence[RunRecord], metric: str, mode: Mode | str) -> Score:
@@ -54,12 +44,19 @@ def score(records: Sequence[RunRecord], metric: str, mode: Mode | str) -> Score:
     return Score(statistics.fmean(final_values(records, metric)), False)
 
 
+def signed(found: Score, mode: Mode | str) -> float:
+    """The score with lower better (a failed one is +inf)."""
+    return found.value if Mode(mode) == Mode.min else -found.value
+
+
+def best_index(scores: Sequence[Score], mode: Mode | str) -> int | None:
+    """The index of the best score, the first on a tie; None when every one failed."""
+    return min((i for i, s in enumerate(scores) if not s.failed), key=lambda i: signed(scores[i], mode), default=None)
+
+
 def best(groups: Sequence[Group], metric: str, mode: Mode | str) -> tuple[Group, Score] | None:
     """The group (trial) with the best score, the first in order on a tie; None when every
     trial failed."""
-    scored = [(group, score(group.records, metric, mode)) for group in groups]
-    scored = [(group, s) for group, s in scored if not s.failed]
-    if not scored:
-        return None
-    sign = 1.0 if Mode(mode) == Mode.min else -1.0
-    return min(scored, key=lambda pair: sign * pair[1].value)
+    scores = [score(group.records, metric, mode) for group in groups]
+    i = best_index(scores, mode)
+    return None if i is None else (groups[i], scores[i])

@@ -8,20 +8,19 @@ before they start.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from optbench.errors import OptbenchError
+from optbench.runner.run_dir import read_json, write_json
 
 
 def write_trials(path: Path, jobs: list[list[str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(jobs, indent=1))
+    write_json(path, jobs)  # atomic: a tune killed while writing it leaves the previous file
 
 
 def read_trials(path: str | Path) -> list[list[str]]:
     try:
-        jobs = json.loads(Path(path).read_text())
+        jobs = read_json(Path(path))
     except (OSError, ValueError) as err:
         raise OptbenchError(f"hydra.sweeper.trials_file={path}: cannot read it ({err}); "
                             "give a JSON file holding a list of override lists") from None

@@ -5,7 +5,7 @@ For each task: the checks (:mod:`optbench.sweeps.tune_checks`), then the protoco
 one sweep of ``hydra/sweeper=trials`` holding every optimizer's trials at every tuning seed
 (``<out>/<task>/<protocol>``, or ``coordinate-<round>``; Optuna runs one study per optimizer in
 ``<out>/<task>/optuna-<optimizer>``). Each trial is scored from its run dirs
-(:func:`optbench.sweeps.selection.score`); the winner (:func:`optbench.sweeps.selection.best`) runs
+(:func:`optbench.sweeps.selection.score`); the winner (:func:`optbench.sweeps.selection.best_index`) runs
 at the final seeds (``<out>/<task>/final``). Written: ``<out>/tune.json``, ``<out>/trials.csv`` and
 ``<presets>/tuned/<task>/<optimizer>.yaml`` per winner.
 
@@ -17,7 +17,6 @@ with other settings is refused.
 from __future__ import annotations
 
 import itertools
-import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,6 @@ from pathlib import Path
 from optbench.errors import OptbenchError
 from optbench.runner.identity import first_difference
 from optbench.runner.target import Mode
-from optbench.sweeps.aggregate import Group
 from optbench.sweeps.collect import RunRecord, find_runs, lookup
 from optbench.sweeps.driver import run_sweep
 from optbench.sweeps.manifest import JOBS
@@ -39,7 +37,7 @@ from optbench.sweeps.protocols import (
     proposer,
 )
 from optbench.sweeps.search_space import SearchSpace, load
-from optbench.sweeps.selection import Score, best, score
+from optbench.sweeps.selection import Score, best_index, score, signed
 from optbench.sweeps.trial_list import read_trials, write_trials
 from optbench.sweeps.tune_checks import check_metric, composed, defaults_of, target_of
 from optbench.sweeps.tune_plan import TaskPlan, TuneOptions, TunePlan, make_plan
@@ -64,11 +62,10 @@ class Scored:
 
 @dataclass
 class Prepared:
-    """A task after its checks: per optimizer its space, its defaults and (but for an Optuna
+    """A task after its checks: per optimizer its space and (but for an Optuna
     study) the proposer of its trials."""
 
     spaces: dict[str, SearchSpace]
-    defaults: dict[str, Trial]
     proposers: dict[str, Proposer]
     target: float | None
 
@@ -100,7 +97,7 @@ def _prepare(plan: TunePlan, task: TaskPlan) -> Prepared:
     if unknown and plan.budget > 1:
         raise OptbenchError(f"the search of task {task.name} narrows {', '.join(unknown)}, which no search "
                             f"space of {', '.join(plan.optimizers)} has")
-    return Prepared(spaces, defaults, proposers, target)
+    return Prepared(spaces, proposers, target)
 
 
 def _record(plan: TunePlan, prepared: dict[str, Prepared]) -> TuneRecord:
@@ -153,11 +150,6 @@ def _job(optimizer: str, trial: Trial, seed: int) -> list[str]:
     return [f"optimizer={optimizer}", *overrides(trial), f"seed={seed}"]
 
 
-def _signed(found: Score, mode: Mode) -> float:
-    """Lower is better; a failed trial is the worst."""
-    return math.inf if found.failed else (found.value if mode == Mode.min else -found.value)
-
-
 def _propose(plan: TunePlan, task: TaskPlan, prepared: Prepared) -> dict[str, list[Scored]]:
     """Every trial of every optimizer through the protocol's proposers, round by round."""
     proposers = prepared.proposers
@@ -173,7 +165,7 @@ def _propose(plan: TunePlan, task: TaskPlan, prepared: Prepared) -> dict[str, li
             for trial in trials:
                 trial_runs = [next(runs) for _ in plan.seeds]
                 found = score(trial_runs, task.metric, task.mode)
-                proposers[optimizer].tell(trial, _signed(found, task.mode))
+                proposers[optimizer].tell(trial, signed(found, task.mode))
                 results[optimizer].append(Scored(trial, trial_runs, found))
     return results
 
@@ -196,18 +188,9 @@ def _optuna(plan: TunePlan, task: TaskPlan, prepared: Prepared) -> dict[str, lis
     return results
 
 
-def _winners(results: dict[str, list[Scored]], task: TaskPlan) -> dict[str, int | None]:
-    winners = {}
-    for optimizer, scored in results.items():
-        groups = [Group(label=s.trial, records=s.runs) for s in scored]
-        found = best(groups, task.metric, task.mode)
-        winners[optimizer] = None if found is None else next(i for i, g in enumerate(groups) if g is found[0])
-    return winners
-
-
 def _tune_task(plan: TunePlan, task: TaskPlan, prepared: Prepared, record: TuneRecord) -> None:
     results = (_optuna if _study(plan) else _propose)(plan, task, prepared)
-    winners = _winners(results, task)
+    winners = {o: best_index([s.score for s in scored], task.mode) for o, scored in results.items()}
     final = [_job(o, results[o][w].trial, s) for o, w in winners.items() if w is not None for s in plan.final_seeds]
     final_runs = iter(_run_jobs(plan, task, "final", final) if final else [])
     tuning = record.tasks[task.name]

@@ -15,6 +15,7 @@ from typing import Any
 from optbench.errors import OptbenchError
 from optbench.runner.config import config_dir
 from optbench.runner.target import Mode
+from optbench.sweeps.presets_root import presets_root
 from optbench.sweeps.protocols import Protocol
 from optbench.sweeps.search_space import override
 from optbench.sweeps.suite import Suite, load
@@ -120,7 +121,8 @@ def _ints(name: str, values: list[int] | None) -> list[int]:
 
 
 def _optimizers(names: list[str] | None) -> list[str]:
-    known = sorted(p.stem for p in (config_dir() / "optimizer").glob("*.yaml"))
+    # optbench's optimizer configs and the user's under the presets root (on Hydra's search path)
+    known = sorted({p.stem for root in (config_dir(), presets_root()) for p in (root / "optimizer").glob("*.yaml")})
     if not names:
         raise OptbenchError(f"give the optimizers to tune: --optimizers sgd,adamw (known: {', '.join(known)})")
     unknown = [n for n in names if n not in known]

@@ -69,10 +69,6 @@ class TuneRecord:
         return cls(**{**data, "tasks": tasks})
 
 
-def is_tune(directory: Path) -> bool:
-    return (directory / RECORD).exists()
-
-
 def read_tune(directory: Path) -> TuneRecord | None:
     try:
         return TuneRecord.from_json(read_json(directory / RECORD))
