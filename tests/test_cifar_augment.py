@@ -21,6 +21,11 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def _augmented(augment: Augment, images: torch.Tensor, seed: int) -> torch.Tensor:
+    """The whole of ``images`` augmented as one batch."""
+    return augment.prepare(images).crops(torch.arange(len(images)), _generator(seed))
+
+
 def _which_view(image: torch.Tensor, out: torch.Tensor, mode: str) -> tuple[int, int, bool]:
     """The (row shift, column shift, flipped) whose crop of the padded ``image`` is ``out``."""
     pad_mode = "reflect" if mode == "reflect" else "constant"
@@ -37,7 +42,7 @@ def _which_view(image: torch.Tensor, out: torch.Tensor, mode: str) -> tuple[int,
 @pytest.mark.parametrize("mode", ["reflect", "zeros"])
 def test_each_output_is_a_random_crop_and_flip_of_its_padded_input(mode):
     images = _images()
-    out = Augment(PAD, mode)(images, _generator(0))
+    out = _augmented(Augment(PAD, mode), images, 0)
     assert out.dtype == torch.uint8 and out.shape == images.shape
     views = [_which_view(image, o, mode) for image, o in zip(images, out)]
     assert len({(dy, dx) for dy, dx, _ in views}) > 10  # shifts vary across the batch
@@ -47,14 +52,31 @@ def test_each_output_is_a_random_crop_and_flip_of_its_padded_input(mode):
 
 def test_augmentation_is_fixed_by_the_seed():
     images = _images()
-    first = Augment()(images, _generator(7))
-    assert torch.equal(first, Augment()(images, _generator(7)))
-    assert not torch.equal(first, Augment()(images, _generator(8)))
+    first = _augmented(Augment(), images, 7)
+    assert torch.equal(first, _augmented(Augment(), images, 7))
+    assert not torch.equal(first, _augmented(Augment(), images, 8))
 
 
 def test_without_padding_or_flip_nothing_changes():
     images = _images()
-    assert torch.equal(Augment(pad=0, flip=False)(images, _generator(0)), images)
+    assert torch.equal(_augmented(Augment(pad=0, flip=False), images, 0), images)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "zeros"])
+def test_crops_are_the_per_sample_recipe_applied_with_the_same_draws(mode):
+    """Pinned draws (shifts, then flips) and pixels: a stored run's batches stay reproducible."""
+    images = _images()
+    indices = torch.tensor([5, 0, 23, 5, 11, 2, 17, 8, 8, 1])  # any order, repeats allowed
+    out = Augment(PAD, mode).prepare(images).crops(indices, _generator(3))
+    generator = _generator(3)
+    shifts = torch.randint(0, 2 * PAD + 1, (2, len(indices)), generator=generator)
+    flipped = torch.rand(len(indices), generator=generator) < 0.5
+    pad_mode = "reflect" if mode == "reflect" else "constant"
+    for b, i in enumerate(indices):
+        padded = F.pad(images[i][None].float(), (PAD,) * 4, mode=pad_mode)[0]
+        dy, dx = shifts[:, b].tolist()
+        crop = padded[:, dy : dy + 32, dx : dx + 32]
+        assert torch.equal(out[b].float(), crop.flip(-1) if flipped[b] else crop)
 
 
 def test_normalize_uses_the_cifar_statistics():

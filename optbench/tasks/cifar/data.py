@@ -37,7 +37,9 @@ class Split:
         return len(self.labels)
 
     def take(self, indices: torch.Tensor) -> Split:
-        return Split(self.images[indices], self.labels[indices])
+        """The examples ``indices`` (int64), copied (``index_select``: on CPU a row copy, where
+        ``images[indices]`` indexes pixel by pixel, some fifty times slower)."""
+        return Split(self.images.index_select(0, indices), self.labels.index_select(0, indices))
 
     def to(self, device: torch.device) -> Split:
         return Split(self.images.to(device), self.labels.to(device))

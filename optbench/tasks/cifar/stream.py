@@ -47,13 +47,15 @@ class CifarStream:
         batch_size: int | None,
         micro_batch: int,
     ) -> None:
-        self.split, self.normalize, self.augment = split, normalize, augment
+        self.split, self.normalize = split, normalize
         self.seed, self.micro_batch = seed, micro_batch
         self.step = 0
         self._order = (
             None if batch_size is None
             else ShuffledStream(len(split), batch_size, seed, lambda indices: indices)
         )
+        self._everything = torch.arange(len(split), device=split.labels.device)
+        self._padded = None if augment is None else augment.prepare(split.images)
         # full batch without augmentation: the same step batch every step, normalised once
         self._fixed = (
             list(micro_batches(split, normalize, micro_batch))
@@ -72,12 +74,15 @@ class CifarStream:
         step, self.step = self.step, self.step + 1
         if self._fixed is not None:
             return self._fixed
-        batch = self.split
+        indices = self._everything
         if self._order is not None:
             [indices] = next(self._order)
-            batch = self.split.take(indices.to(self.split.labels.device))
-        if self.augment is not None:
-            batch = Split(self.augment(batch.images, self._generator(step)), batch.labels)
+            indices = indices.to(self.split.labels.device)
+        if self._padded is None:
+            batch = self.split.take(indices)
+        else:
+            images = self._padded.crops(indices, self._generator(step))
+            batch = Split(images, self.split.labels.index_select(0, indices))
         return list(micro_batches(batch, self.normalize, self.micro_batch))
 
     def state_dict(self) -> dict[str, Any]:
