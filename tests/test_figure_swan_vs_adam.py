@@ -58,7 +58,7 @@ def test_smoke_figure_end_to_end(tmp_path: Path) -> None:
     assert set(data["optimizer"]) == {"adamw", "swan", "galore", "muon"}
     for _, curve in data.groupby("optimizer"):
         assert curve["tokens"].iloc[0] == 0 and curve["tokens"].is_monotonic_increasing
-        assert curve["tokens"].iloc[-1] == 100 * 1024  # train.steps × tokens per step
+        assert curve["tokens"].iloc[-1] == 100 * 16 * 63  # train.steps × targets per step
         assert len(curve) == 11  # step 0, then every 10 steps
 
     assert verdict["held"] is True

@@ -12,8 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers import run_config, summary
 
 from optbench.errors import OptbenchError
+from optbench.loggers.jsonl import read_metrics
+from optbench.runner.config import compose
 from optbench.tasks.llama.data import IGNORE_INDEX
 from optbench.tasks.llama.documents import open_documents
 from optbench.tasks.llama.shuffle import ShuffledDocuments
@@ -172,6 +175,35 @@ def test_txt_and_parquet_files(tmp_path: Path) -> None:
         lengths = (labels != IGNORE_INDEX).sum(1)
         texts = {bytes(row[: n - 1].tolist()) for row, n in zip(ids, lengths, strict=True)}
         assert texts <= {b"first line", b"second line", b"parquet doc", b"another"}
+
+
+# --- the work a run counts ------------------------------------------------------------------
+
+LINES = ["a", "short line", "a line well past sixteen bytes long", "ünïcode", "x y",
+         "another document that gets truncated", "mid length doc", "z"]
+
+
+def test_run_counts_the_targets_of_unpacked_lines_as_tokens(tmp_path: Path) -> None:
+    """Through the real run, on one document per line padded to 16 slots: ``tokens`` and
+    ``perf/tokens_per_second`` count the next-token targets, never the padding."""
+    path = tmp_path / "lines.txt"
+    path.write_text("\n".join(LINES) + "\n")
+    cfg = compose(["task=llama_tiny", "task.hidden=32", "task.intermediate=64", "task.heads=2",
+                   "task.layers=1", "task.seq_len=16", "task.sequences_per_step=4",
+                   "task.micro_batch=2", "task.eval_tokens=20", "data=files",
+                   f"task.data.train_files={path}", f"task.data.val_files={path}",
+                   "train.steps=4", "train.log_every=2", "train.eval_every=4", "logger=none"])
+    run_dir = tmp_path / "run"
+    run_config(cfg, run_dir)
+    # Each line is its UTF-8 bytes, cut to seq_len - 1 = 15, then eos: one target per kept
+    # byte. Two steps of 4 rows are one epoch, a permutation of the 8 lines, whatever the order.
+    per_epoch = sum(min(len(line.encode()), 15) for line in LINES)
+    assert per_epoch == 68 != 2 * 4 * 16  # the padded slots would count 128
+    logged = {r["step"]: r for r in read_metrics(run_dir / "metrics.jsonl") if "train/loss" in r}
+    assert logged[2]["tokens"] == per_epoch and logged[4]["tokens"] == 2 * per_epoch
+    assert summary(run_dir)["work"] == 2 * per_epoch
+    interval = logged[4]["perf/tokens_per_second"] * logged[4]["perf/step_seconds"] * 2
+    assert interval == pytest.approx(per_epoch, rel=1e-9)  # the tokens of steps 3 and 4
 
 
 # --- the c4 source is the files pipeline over the hub dataset --------------------------------

@@ -20,13 +20,22 @@ TINY_LM = ["task=llama_tiny", "task.hidden=32", "task.intermediate=64", "task.he
 
 
 def test_a_token_budget_becomes_steps_in_the_spec_only():
-    cfg = compose([*TINY_LM, "train.tokens=1000"])  # 8 sequences × 16 tokens = 128 tokens a step
+    # tokens are next-token targets: 8 sequences × (16 - 1) = 120 a step (not the 128 slots)
+    cfg = compose([*TINY_LM, "train.tokens=1000"])
     spec = resolve(cfg, task="llama_tiny", optimizer="sgd")
-    assert spec.config.train.steps == 8 == -(-1000 // 128)
+    assert spec.config.train.steps == 9 == -(-1000 // 120)
     assert cfg.train.steps == 1000  # the composed config keeps its own value
-    assert spec.resolved["train"]["steps"] == 8
+    assert spec.resolved["train"]["steps"] == 9
     # the run is filed under the config as composed, as the run store names it
     assert spec.run_id == run_id(OmegaConf.to_container(cfg, resolve=True))
+
+
+def test_a_token_budget_needs_a_fixed_number_of_targets_per_step():
+    text = [*TINY_LM, "data=files", "task.data.train_files=a.txt", "task.data.val_files=b.txt"]
+    with pytest.raises(OptbenchError, match=r"\(LLaMA text: task.data.pack=true\); set train.steps"):
+        resolve(compose([*text, "train.tokens=1000"]))  # unpacked documents: targets vary by step
+    packed = resolve(compose([*text, "task.data.pack=true", "train.tokens=1000"]))
+    assert packed.config.train.steps == 9 == -(-1000 // (8 * 15))  # full rows, as synthetic
 
 
 def test_resolve_names_the_mistake():

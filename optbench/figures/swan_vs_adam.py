@@ -76,8 +76,9 @@ def eval_curve(record: RunRecord) -> list[dict[str, float]]:
 
 
 def _nominal_tokens_per_step(record: RunRecord) -> float:
+    """The targets of a step of full rows (``seq_len - 1`` each), as the task counts tokens."""
     seq_len, sequences = setting(record, "task.seq_len"), setting(record, "task.sequences_per_step")
-    return float(seq_len * sequences) if seq_len and sequences else math.nan
+    return float((seq_len - 1) * sequences) if seq_len and sequences else math.nan
 
 
 def tokens_to_reach(curve: list[dict[str, float]], target_loss: float) -> float | None:

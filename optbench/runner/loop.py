@@ -190,7 +190,7 @@ class Trainer:
         s = self.state
         s.interval_loss = step_loss if s.interval_loss is None else s.interval_loss + step_loss
         s.interval_steps += 1
-        work = sum(self.task.work(mb) for mb in micro_batches)
+        work = sum(self.task.work(mb) for mb in micro_batches)  # every rank holds the whole step batch
         s.interval_work += work
         s.work += work
         s.step += 1

@@ -121,8 +121,8 @@ def _check(cfg: DictConfig) -> torch.device:
     if train.tokens is not None:
         per_step = task.work_per_step()
         if not per_step:
-            raise OptbenchError("train.tokens needs a task with a fixed number of tokens per step; "
-                                "set train.steps instead")
+            raise OptbenchError("train.tokens needs a task with a fixed number of tokens per step "
+                                "(LLaMA text: task.data.pack=true); set train.steps instead")
         train.steps = math.ceil(train.tokens / per_step)
     _check_run_options(cfg)
     stand_in = torch.nn.ParameterDict(

@@ -27,11 +27,7 @@ IGNORE_INDEX = -100  # label of a position that is not a target (cross_entropy's
 class TokenBatch:
     input_ids: torch.Tensor  # (B, T) int64
     labels: torch.Tensor  # (B, T) int64: the ids, IGNORE_INDEX on padding
-    n_targets: int  # next-token targets: labels[:, 1:] that are not IGNORE_INDEX
-
-    @property
-    def n_tokens(self) -> int:
-        return self.input_ids.numel()
+    n_targets: int  # next-token targets: labels[:, 1:] that are not IGNORE_INDEX; the task's tokens
 
 
 def token_batch(ids: np.ndarray, lengths: np.ndarray, device: torch.device) -> TokenBatch:

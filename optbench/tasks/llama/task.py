@@ -2,7 +2,7 @@
 
 The benchmark (docs/references.md §1; jiaweizzhao/GaLore ``torchrun_main.py``): C4 ``en`` streamed
 and buffer-shuffled with seed 42, t5-base tokens, each document truncated or padded to 256 tokens,
-512 sequences per step (131,072 tokens), bf16. The recipe's training length and schedule belong
+512 sequences per step, bf16. The recipe's training length and schedule belong
 to the runner config, not to this task: steps 10K / 20K / 60K / 100K / 150K for llama60m /
 llama130m / llama350m / llama1b / llama7b, linear warmup over the first 10% of steps then cosine
 decay to 10% of the peak lr, weight decay 0, evaluation every 1000 steps.
@@ -13,6 +13,12 @@ returns the token-weighted mean over a fixed held-out set of ``eval_tokens`` tar
 exp as ``eval/ppl``; the GaLore script instead averages per-batch means and divides by
 (batches + 1), which is not a perplexity. For synthetic data it also reports
 ``eval/optimal_loss``, the exact best achievable loss.
+
+The work (``tokens`` on every metrics line, ``perf/tokens_per_second``, ``train.tokens``) counts
+those targets too, never padding: a full row of ``seq_len`` tokens has ``seq_len - 1``, so the
+recipe's step holds at most 512 × 255 = 130,560, and fewer, varying from step to step, for
+documents shorter than a row. (GaLore's ``tokens_seen`` counts the non-pad inputs, one more per
+row.)
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from optbench.tasks.llama.data import (
     LMData,
     StepStream,
     SyntheticSpec,
+    TextSpec,
     TokenBatch,
     check_vocab,
     parse_data_config,
@@ -200,15 +207,22 @@ class LlamaTask(Task):
         return _rows(batch, share(len(batch.input_ids), rank, world_size))
 
     def work(self, batch: TokenBatch) -> int:
-        return batch.n_tokens
+        """The targets, which the loss averages over: padding is not work."""
+        return batch.n_targets
 
-    def work_per_step(self) -> int:
-        return self.seq_len * self.sequences_per_step
+    def work_per_step(self) -> int | None:
+        """Targets per step where every step has the same: full rows (synthetic or packed data)
+        have ``seq_len - 1`` each. None for unpacked text, whose documents vary in length."""
+        if isinstance(self.data_spec, TextSpec) and not self.data_spec.pack:
+            return None
+        return (self.seq_len - 1) * self.sequences_per_step
 
     def flops_per_work(self) -> float:
-        """Training FLOPs per token: 6 per matmul weight (attention and MLP projections and the
-        LM head; not the embedding, a lookup, nor norm gains), plus attention's
-        12·layers·hidden·seq_len (the PaLM paper's appendix B count, causal mask not discounted)."""
+        """Training FLOPs per target token, i.e. per position whose prediction enters the loss:
+        6 per matmul weight (attention and MLP projections and the LM head; not the embedding,
+        a lookup, nor norm gains), plus attention's 12·layers·hidden·seq_len (the PaLM paper's
+        appendix B count, causal mask not discounted). ``perf/mfu`` thus counts useful FLOPs:
+        not those spent on padding, nor on each row's last position."""
         cfg = self.config
         per_layer = 4 * cfg.hidden**2 + 3 * cfg.hidden * cfg.intermediate
         matmul_weights = cfg.layers * per_layer + cfg.vocab_size * cfg.hidden
