@@ -10,11 +10,14 @@ Element-wise optimizers step on all parameters. Matrix optimizers (SWAN, GaLore,
 the 56 hidden matrices only, as in their papers; the "whole model" column adds AdamW's time on
 the other parameters (embedding, head, norms) to both sides. GaLore's first step computes the
 SVDs (shown as its own row); with ``update_proj_gap=T`` the amortised cost is
-``step + (SVD step - step) / T``.
+``step + (SVD step - step) / T``. Muon runs in its default compute dtype, ``auto``: float32 on a
+CPU. Its 5 Newton–Schulz steps are ~335 GFLOP of float32 matmuls, so at ~80 GFLOP/s a thread its
+step stays well above AdamW's; the goal (issue 18) is within 10x AdamW's, whole model.
 
     python benchmarks/optimizer_step.py              # about a minute, one thread
     python benchmarks/optimizer_step.py --reps 1     # quicker, noisier
     python benchmarks/optimizer_step.py --threads 2  # all cores of an idle 2-core machine
+    python benchmarks/optimizer_step.py --only muon  # one optimizer's row(s)
 """
 
 from __future__ import annotations
@@ -108,7 +111,14 @@ def main() -> None:
         default=1,
         help="torch threads (default 1: on a shared machine, multi-threaded timings swing 10x)",
     )
+    parser.add_argument(
+        "--only",
+        choices=[*ELEMENTWISE, *MATRIX],
+        metavar="NAME",
+        help=f"time this optimizer only (one of: {', '.join([*ELEMENTWISE, *MATRIX])})",
+    )
     args = parser.parse_args()
+    chosen = lambda table: {k: v for k, v in table.items() if args.only in (None, k)}
     torch.set_num_threads(args.threads)
     matrices, rest = llama60m_params()
     everything = matrices + rest
@@ -129,10 +139,10 @@ def main() -> None:
         tail = "" if whole is None else f"{whole:12.2f}"
         print(f"{name:<18} {scope:<9} {t * 1e3:9.1f} {base * 1e3:9.1f} {t / base:8.2f} {tail}")
 
-    for name, make in ELEMENTWISE.items():
+    for name, make in chosen(ELEMENTWISE).items():
         _, t, base = measure(make, everything, args.warmup, args.reps)
         row(name, "all", t, base)
-    for name, make in MATRIX.items():
+    for name, make in chosen(MATRIX).items():
         first, t, base = measure(make, matrices, args.warmup, args.reps)
         row(name, "matrices", t, base, (t + adamw_rest) / (base + adamw_rest))
         if name == "galore":  # its first step computes the SVDs

@@ -10,11 +10,12 @@ from collections.abc import Callable
 import pytest
 import torch
 
+from optbench.optimizers import muon
 from optbench.optimizers._matrix import orthogonalize_quintic
 from optbench.optimizers.ademamix import AdEMAMix
 from optbench.optimizers.galore import GaLoreAdamW
 from optbench.optimizers.lion import Lion
-from optbench.optimizers.muon import Muon
+from optbench.optimizers.muon import Muon, compute_dtype_on
 from optbench.optimizers.sign import SignSGD, Signum
 from optbench.optimizers.swan import SWAN, grad_norm, grad_whitening
 
@@ -149,12 +150,15 @@ def test_galore_matches_reference_algorithm(shape: tuple[int, int], proj_type: s
     assert rel_err(w.detach(), ref) <= 1e-6
 
 
-def reference_muon_direction(grad: torch.Tensor, buf: torch.Tensor, beta: float) -> torch.Tensor:
+def reference_muon_direction(
+    grad: torch.Tensor, buf: torch.Tensor, beta: float, dtype: torch.dtype
+) -> torch.Tensor:
     """KellerJordan/Muon ``muon_update`` + ``zeropower_via_newtonschulz5``, written out (Nesterov,
-    5 steps, bf16); updates ``buf`` in place like the reference."""
+    5 steps; the reference's ``bfloat16()`` cast made ``dtype``); updates ``buf`` in place like the
+    reference."""
     a, b, c = 3.4445, -4.7750, 2.0315
     buf.lerp_(grad, 1 - beta)
-    x = grad.lerp(buf, beta).bfloat16()
+    x = grad.lerp(buf, beta).to(dtype)
     tall = x.size(0) > x.size(1)
     if tall:
         x = x.T
@@ -168,20 +172,42 @@ def reference_muon_direction(grad: torch.Tensor, buf: torch.Tensor, beta: float)
     return x
 
 
+@pytest.mark.parametrize(
+    ("dtype", "tolerance"),
+    # bf16: the reference's own dtype and operations, bit for bit. float32: the reference run in
+    # float32 against our fused addmm, which rounds once per product instead of twice.
+    [(torch.bfloat16, 1e-6), (torch.float32, 5e-6)],
+)
 @pytest.mark.parametrize("shape", [(8, 12), (12, 8)])
-def test_muon_matches_reference_update(shape: tuple[int, int]) -> None:
+def test_muon_matches_reference_update(
+    shape: tuple[int, int], dtype: torch.dtype, tolerance: float
+) -> None:
     lr, wd, beta = 0.02, 0.1, 0.95
-    ours = run(lambda p: Muon(p, lr=lr, momentum=beta, weight_decay=wd), shape)
+    make = lambda p: Muon(p, lr=lr, momentum=beta, weight_decay=wd, compute_dtype=dtype)
+    ours = run(make, shape)
     w0, loss_fn = least_squares(shape)
     w = w0.clone().requires_grad_(True)
     buf = torch.zeros_like(w)
     for _ in range(STEPS):
         w.grad = None
         loss_fn(w).backward()
-        direction = reference_muon_direction(w.grad.clone(), buf, beta)
+        direction = reference_muon_direction(w.grad.clone(), buf, beta, dtype)
         with torch.no_grad():
             w.mul_(1 - lr * wd).add_(direction, alpha=-lr)
-    assert rel_err(ours, w.detach()) <= 1e-6
+    assert rel_err(ours, w.detach()) <= tolerance
+
+
+def test_muon_auto_dtype_is_bf16_where_native_and_float32_where_emulated(monkeypatch) -> None:
+    assert compute_dtype_on("auto", torch.device("cuda", 0)) == torch.bfloat16
+    assert compute_dtype_on("float64", torch.device("cuda", 0)) == torch.float64
+    cpu = torch.device("cpu")
+    for native, dtype in [(True, torch.bfloat16), (False, torch.float32)]:
+        monkeypatch.setattr(muon, "_cpu_has_native_bf16", lambda native=native: native)
+        assert compute_dtype_on("auto", cpu) == dtype
+        auto = run(Muon, (12, 8), steps=3)  # the default is that dtype bit for bit
+        named = run(lambda p, d=str(dtype)[6:]: Muon(p, compute_dtype=d), (12, 8), steps=3)
+        assert torch.equal(auto, named)
+    assert not torch.equal(auto, run(lambda p: Muon(p, compute_dtype="bfloat16"), (12, 8), steps=3))
 
 
 def test_muon_fp32_orthogonalizes() -> None:
@@ -389,6 +415,10 @@ def test_optimizer_state_sizes() -> None:
         (lambda p: GaLoreAdamW(p, proj_type="full"), "Invalid proj_type"),
         (lambda p: GaLoreAdamW(p, betas=(0.9, 1.0)), "Invalid beta2"),
         (lambda p: Muon(p, momentum=1.5), "Invalid momentum"),
+        (
+            lambda p: Muon(p, compute_dtype=torch.float16),
+            r"Invalid compute_dtype: 'float16' \(expected one of auto, bfloat16, float32, float64\)",
+        ),
         (lambda p: Lion(p, lr=-1), "Invalid learning rate: -1"),
         (lambda p: AdEMAMix(p, betas=(0.9, 0.999, -0.1)), "Invalid beta3"),
         (lambda p: AdEMAMix(p, alpha_warmup=0), "Invalid alpha_warmup"),
