@@ -6,10 +6,10 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-dev demo test test-fast lint bench clean
+.PHONY: help setup setup-dev demo test test-fast lint bench gpu-check gpu-check-dry clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,13 @@ lint: setup-dev ## ruff over the code, the tests and the benchmarks; the import 
 	$(BIN)/lint-imports
 
 bench: setup ## run the performance benchmarks (each prints ratios against a baseline)
-	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in benchmarks/*.py; do [ $$b = benchmarks/gpu_check.py ] && continue; echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+gpu-check: setup ## on one CUDA device, <= 6 min: LLaMA-60M x 4 optimizers, probe, CIFAR; report in runs/gpu_check/
+	$(BIN)/python benchmarks/gpu_check.py $(ARGS)
+
+gpu-check-dry: setup ## the GPU check CPU-sized (tiny model, few steps), as the tests run it
+	$(BIN)/python benchmarks/gpu_check.py --dry $(ARGS)
 
 clean: ## remove the virtual environment and local run outputs
 	rm -rf $(VENV) runs .pytest_cache
