@@ -84,8 +84,8 @@ def plan_slots(jobs: int | None, gpus_per_job: int, threads_per_job: int | None,
 
 
 # What jobs spend their start-up importing: the runner (torch, Hydra), torch.optim's lazy
-# import of dynamo, and the data libraries
-_PRELOAD = ("optbench.sweeps.task_function", "torch._dynamo", "sklearn.datasets", "scipy.optimize")
+# import of dynamo, and scipy's solver for a logreg optimum not yet cached
+_PRELOAD = ("optbench.sweeps.task_function", "torch._dynamo", "scipy.optimize")
 #: how long a job whose driver has gone may take to stop after its step before it is killed
 STOP_GRACE_SECONDS = 30.0
 

@@ -12,6 +12,7 @@ the run seed only changes the minibatch order.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -43,9 +44,19 @@ def synthetic_data(n: int, d: int, condition: float, seed: int) -> tuple[np.ndar
 
 
 def _breast_cancer() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_breast_cancer
+    """Wisconsin breast cancer (569 × 30), standardised; labels +1 benign, −1 malignant.
 
-    x, y = load_breast_cancer(return_X_y=True)
+    Read from the CSV scikit-learn ships (what ``load_breast_cancer`` reads: a header line,
+    then 30 features and a 0/1 target per row) without importing scikit-learn, whose import
+    costs seconds (scipy, pandas, ...) on every run.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise OptbenchError("task.data=breast_cancer reads the data file of scikit-learn, which is not "
+                            "installed: pip install scikit-learn")
+    path = Path(spec.submodule_search_locations[0], "datasets", "data", "breast_cancer.csv")
+    data = np.loadtxt(path, delimiter=",", skiprows=1)
+    x, y = data[:, :-1], data[:, -1]
     x = (x - x.mean(0)) / x.std(0)
     return x, np.where(y == 1, 1.0, -1.0)
 
@@ -82,12 +93,12 @@ def _cache_dir() -> Path:
 
 def optimum(x: np.ndarray, y: np.ndarray, l2: float) -> float:
     """f* by L-BFGS in float64, cached on disk under a hash of the data and λ."""
-    from scipy.optimize import minimize
-
     key = hashlib.sha256(x.tobytes() + y.tobytes() + repr(l2).encode()).hexdigest()[:24]
     cached = _cache_dir() / f"{key}.json"
     if cached.exists():
         return json.loads(cached.read_text())["f_star"]
+    from scipy.optimize import minimize  # a second: only when f* is not cached
+
     result = minimize(
         objective, np.zeros(x.shape[1]), args=(x, y, l2), jac=True, method="L-BFGS-B",
         options={"gtol": 1e-12, "ftol": 0.0, "maxiter": 100_000, "maxcor": 30},
