@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from optbench.diagnostics.eigen import lanczos, power_iteration
+from optbench.diagnostics.eigen import lanczos, power_iteration, warm_start
 from optbench.diagnostics.vectors import random_vector
 
 DTYPE = torch.float64
@@ -78,3 +78,22 @@ def test_lanczos_rejects_bad_arguments(bad: dict) -> None:
     arguments = {"start": torch.ones(10, dtype=DTYPE), "k": 1} | bad
     with pytest.raises(ValueError):
         lanczos(lambda v: v, **arguments)
+
+
+def test_warm_start_saves_matvecs_and_keeps_a_new_top_eigenvector_in_reach() -> None:
+    values = [5.0, 4.9, 4.0] + [float(v) for v in torch.linspace(0, 3, 197)]
+    a = with_spectrum(values)
+    q = torch.linalg.eigh(a).eigenvectors  # ascending: q[:, -1] belongs to 5.0, q[:, -2] to 4.9
+    noise = start(200, seed=2)
+    near = q[:, -1] + 0.1 * noise / noise.norm()  # the last probe's vector; the weights moved since
+    for tol in (1e-3, 1e-6):
+        cold = lanczos(lambda v: a @ v, start(200), tol=tol)
+        warm = lanczos(lambda v: a @ v, warm_start(near, start(200)), tol=tol)
+        assert warm.num_matvecs < cold.num_matvecs
+        assert float(warm.eigenvalues[0]) == pytest.approx(5.0, rel=tol)
+    # The top two crossed: the last probe's vector is now the second eigenvector. Alone it spans an
+    # invariant subspace, so 5.0 is out of reach; the fresh half brings it back.
+    alone = lanczos(lambda v: a @ v, q[:, -2], tol=1e-6)
+    assert alone.num_matvecs == 1 and float(alone.eigenvalues[0]) == pytest.approx(4.9, rel=1e-9)
+    crossed = lanczos(lambda v: a @ v, warm_start(q[:, -2], start(200)), tol=1e-6)
+    assert float(crossed.eigenvalues[0]) == pytest.approx(5.0, rel=1e-9)

@@ -158,19 +158,151 @@ class _SquareNet(nn.Module):
         return self.outer(_OldStyleSquare.apply(self.inner(x)))
 
 
-def test_auto_falls_back_to_double_backward_when_forward_ad_is_missing() -> None:
+class _SquareWithoutSecondDerivative(torch.autograd.Function):
+    """x * x with forward-mode AD, whose first derivative has forward AD but no backward: double
+    backward fails, forward-over-reverse works (as for an op with a fused first-order kernel)."""
+
+    @staticmethod
+    def forward(x: Tensor) -> Tensor:  # type: ignore[override]
+        return x * x
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple[Tensor], output: Tensor) -> None:  # type: ignore[override]
+        ctx.save_for_backward(*inputs)
+        ctx.save_for_forward(*inputs)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return _Slope.apply(x, grad)
+
+    @staticmethod
+    def jvp(ctx, tangent: Tensor) -> Tensor:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return 2 * x * tangent
+
+
+class _Slope(torch.autograd.Function):
+    """2 x g: forward AD only."""
+
+    @staticmethod
+    def forward(x: Tensor, grad: Tensor) -> Tensor:  # type: ignore[override]
+        return 2 * x * grad
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple[Tensor, Tensor], output: Tensor) -> None:  # type: ignore[override]
+        ctx.save_for_forward(*inputs)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        raise NotImplementedError("no second derivative")
+
+    @staticmethod
+    def jvp(ctx, x_tangent: Tensor, grad_tangent: Tensor) -> Tensor:  # type: ignore[override]
+        x, grad = ctx.saved_tensors
+        return 2 * (x_tangent * grad + x * grad_tangent)
+
+
+class _FirstOrderNet(_SquareNet):
+    def forward(self, x: Tensor) -> Tensor:
+        return self.outer(_SquareWithoutSecondDerivative.apply(self.inner(x)))
+
+
+class _PlainSquareNet(_SquareNet):
+    def forward(self, x: Tensor) -> Tensor:
+        return self.outer(self.inner(x) ** 2)
+
+
+def test_auto_is_double_backward_and_falls_back_to_forward_over_reverse() -> None:
     torch.manual_seed(0)
-    model, data = _SquareNet().to(DTYPE), batches(7)
+    model, data = _SquareNet().to(DTYPE), batches(7)  # no forward AD: jvp fails, auto does not
     hessian = LossHessian(model, mse, data, weight_fn=examples, train=False)
     v = random_vector(hessian.dim, dtype=DTYPE)
-    with pytest.warns(UserWarning, match="double backward"):
-        hv = hessian.matvec(v)
+    assert relative_error(hessian.matvec(v), autograd_hvp(model, data, v, train=False)) < 1e-10
     assert hessian.method == "double_backward"
-    assert relative_error(hv, autograd_hvp(model, data, v, train=False)) < 1e-10
-    hessian.matvec(v)
-    assert hessian.num_hvps == 2
     with pytest.raises(RuntimeError):
         LossHessian(model, mse, data, train=False, method="jvp").matvec(v)
+
+    first_order = _FirstOrderNet().to(DTYPE)
+    first_order.load_state_dict(model.state_dict())
+    plain = _PlainSquareNet().to(DTYPE)
+    plain.load_state_dict(model.state_dict())
+    hessian = LossHessian(first_order, mse, data, weight_fn=examples, train=False)
+    with pytest.warns(UserWarning, match="forward-over-reverse"):
+        hv = hessian.matvec(v)
+    assert hessian.method == "jvp"
+    assert relative_error(hv, autograd_hvp(plain, data, v, train=False)) < 1e-10
+    hessian.matvec(v)
+    assert hessian.num_hvps == 2
+
+
+class _Counted:
+    """``mse`` that counts its forward passes."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
+        self.calls += 1
+        return mse(model, batch)
+
+
+def test_kept_gradient_graphs_give_the_same_products_without_a_forward() -> None:
+    # train mode with dropout and BatchNorm: a kept graph must also keep its masks and statistics
+    model, data = mlp(batchnorm=True, dropout=0.3), batches(6, 10, 5)
+    vectors = [
+        random_vector(
+            sum(p.numel() for p in model.parameters()),
+            dtype=DTYPE,
+            generator=torch.Generator().manual_seed(s),
+        )
+        for s in range(3)
+    ]
+    products, calls = {}, {}
+    for budget in (None, 0):  # None: half the free memory, room for all; 0: rebuilt every time
+        loss = _Counted()
+        hessian = LossHessian(model, loss, data, weight_fn=examples, train=True, cache_bytes=budget)
+        products[budget] = [hessian.matvec(v) for v in vectors]
+        calls[budget] = loss.calls
+        assert hessian.num_hvps == 3
+    assert calls == {None: 3, 0: 9}  # one forward per micro-batch, not per product
+    assert all(torch.equal(a, b) for a, b in zip(products[None], products[0], strict=True))
+    by_jvp = LossHessian(model, mse, data, weight_fn=examples, train=True, method="jvp")
+    assert relative_error(products[None][0], by_jvp.matvec(vectors[0])) < 1e-10
+
+
+def test_a_budget_keeps_the_graphs_that_fit() -> None:
+    model, data = mlp(), batches(8, 8, 8)
+    probe = LossHessian(model, mse, data, train=False)
+    v = random_vector(probe.dim, dtype=DTYPE)
+    probe.matvec(v)
+    one_graph = probe._graphs[0].nbytes
+    assert one_graph > 0
+    loss = _Counted()
+    hessian = LossHessian(model, loss, data, train=False, cache_bytes=2 * one_graph)
+    hv = [hessian.matvec(v) for _ in range(3)]
+    assert loss.calls == 3 + 1 + 1  # two kept at the first product, the third rebuilt every time
+    assert torch.equal(hv[0], hv[2]) and torch.equal(hv[0], probe.matvec(v))
+
+
+def test_changed_weights_drop_the_kept_graphs() -> None:
+    model, data = mlp(batchnorm=True), batches(6, 9)
+    hessian = LossHessian(model, mse, data, weight_fn=examples, train=False)
+    v = random_vector(hessian.dim, dtype=DTYPE)
+    hessian.matvec(v)
+
+    def fresh() -> Tensor:
+        rebuilt = LossHessian(model, mse, data, weight_fn=examples, train=False, cache_bytes=0)
+        return rebuilt.matvec(v)
+
+    with torch.no_grad():
+        model[0].weight.add_(0.1)  # in place, as an optimizer step
+    assert torch.equal(hessian.matvec(v), fresh())
+    theta = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
+    torch.nn.utils.vector_to_parameters(theta * 1.1, model.parameters())  # by assignment
+    assert torch.equal(hessian.matvec(v), fresh())
+    model[1].running_var.mul_(2.0)  # a buffer the eval-mode loss reads
+    assert torch.equal(hessian.matvec(v), fresh())
 
 
 class _Attention(nn.Module):

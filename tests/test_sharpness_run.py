@@ -50,17 +50,19 @@ def test_adam_logs_preconditioned_sharpness_against_its_threshold(tmp_path):
     assert last["sharpness/preconditioned"] > last["sharpness/lambda_max"]
 
 
-def test_resume_with_a_warm_started_power_iteration_is_bit_identical(tmp_path):
+@pytest.mark.parametrize("method", ["power", "lanczos"])
+def test_resume_with_warm_started_probes_is_bit_identical(tmp_path, method):
+    # Adam: the preconditioned sharpness has its own warm-start vector in the checkpoint too
     cfg = compose(["task=matrix_sensing", "task.k=3", "task.init_scale=0.3", "diagnostics=sharpness",
-                   "diagnostics.method=power", "diagnostics.every=3", "train.steps=12",
-                   "train.log_every=1", "train.checkpoint_every=6", "logger=none"])
+                   f"diagnostics.method={method}", "diagnostics.every=3", "train.steps=12",
+                   "optimizer=adam", "train.log_every=1", "train.checkpoint_every=6", "logger=none"])
     run_config(cfg, tmp_path / "clean")
     with interrupt_after_checkpoint(6), pytest.raises(Interrupted):
         run_config(cfg, tmp_path / "resumed")
     run_config(cfg, tmp_path / "resumed")
 
     def sharpness(name):
-        return [(r["step"], r["sharpness/lambda_max"], r["sharpness/hvps"])
+        return [(r["step"], r["sharpness/lambda_max"], r.get("sharpness/preconditioned"), r["sharpness/hvps"])
                 for r in read_metrics(tmp_path / name / "metrics.jsonl") if "sharpness/lambda_max" in r]
 
     assert len(sharpness("clean")) == 5 and sharpness("resumed") == sharpness("clean")

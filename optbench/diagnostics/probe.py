@@ -3,8 +3,10 @@
 Each probe builds the Hessian of the task's loss on its fixed probe batches at the current
 weights and logs the top eigenvalues (``sharpness/lambda_max``, ``sharpness/lambda_{i}``), the
 optimizer's stability threshold, Adam's preconditioned sharpness, the HVPs and seconds spent, and
-optionally the Hessian trace. Lanczos starts from a fresh seeded vector each probe; power
-iteration warm-starts from the last probe's eigenvector, which therefore goes into checkpoints.
+optionally the Hessian trace. Each solve warm-starts from the last probe's eigenvector(s) of the
+same operator (the Hessian; Adam's preconditioned Hessian): power iteration from that vector alone,
+Lanczos from it blended with a fresh seeded vector (:func:`optbench.diagnostics.eigen.warm_start`).
+The vectors go into checkpoints, so a resumed run repeats the same solves.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 from torch import nn
 
 from optbench.contract import LAMBDA_MAX, PRECONDITIONED, THRESHOLD, TRACE, Task
-from optbench.diagnostics.eigen import lanczos, power_iteration
+from optbench.diagnostics.eigen import EigenResult, lanczos, power_iteration, warm_start
 from optbench.diagnostics.hvp import LossHessian
 from optbench.diagnostics.precondition import adam_preconditioner, preconditioned
 from optbench.diagnostics.thresholds import stability_threshold
@@ -41,7 +43,9 @@ class SharpnessProbe:
     trace_method: Literal["hutchpp", "hutchinson"] = "hutchpp"
     preconditioned: bool = True
     seed: int = 0  # set by the runner from the run seed
+    # the last probe's eigenvector (power) or sum of the top-k Ritz vectors (Lanczos), per operator
     _vector: torch.Tensor | None = field(default=None, repr=False)
+    _preconditioned_vector: torch.Tensor | None = field(default=None, repr=False)
     _batches: list[Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -59,12 +63,16 @@ class SharpnessProbe:
     def due(self, step: int) -> bool:
         return step % self.every == 0
 
-    def _top(self, matvec, hessian: LossHessian, step: int) -> Any:
+    def _top(self, matvec, hessian: LossHessian, step: int, previous: torch.Tensor | None) -> EigenResult:
         generator = torch.Generator(device=hessian.device).manual_seed(self.seed + step)
         start = random_vector(hessian.dim, dtype=hessian.dtype, device=hessian.device, generator=generator)
+        if previous is not None:
+            previous = previous.to(device=hessian.device, dtype=hessian.dtype)
         if self.method == "power":
-            return power_iteration(matvec, start if self._vector is None else self._vector,
+            return power_iteration(matvec, start if previous is None else previous,
                                    tol=self.tol, max_iters=self.max_iters)
+        if previous is not None:
+            start = warm_start(previous, start)
         return lanczos(matvec, start, k=self.k, tol=self.tol, max_iters=self.max_iters)
 
     def __call__(self, task: Task, model: nn.Module, optimizer: torch.optim.Optimizer, step: int) -> dict[str, float]:
@@ -73,17 +81,17 @@ class SharpnessProbe:
             self._batches = task.probe_batches(self.seed, self.probe_size)
         hessian = LossHessian(model, task.loss, self._batches, train=self.model_mode == "train",
                               weight_fn=task.loss_weight, method=self.hvp, seed=self.seed)
-        top = self._top(hessian.matvec, hessian, step)
-        if self.method == "power":
-            self._vector = top.eigenvectors[:, 0]
+        top = self._top(hessian.matvec, hessian, step, self._vector)
+        self._vector = top.eigenvectors.sum(dim=1)
         metrics = {LAMBDA_MAX: top.eigenvalues[0].item()}
         metrics |= {f"sharpness/lambda_{i}": top.eigenvalues[i].item()
                     for i in range(1, len(top.eigenvalues))}
         metrics |= self._threshold(optimizer)
         if self.preconditioned and _is_adam(optimizer) and optimizer.state:
             diag = adam_preconditioner(optimizer, hessian.parameters())
-            metrics[PRECONDITIONED] = self._top(
-                preconditioned(hessian.matvec, diag), hessian, step).eigenvalues[0].item()
+            top = self._top(preconditioned(hessian.matvec, diag), hessian, step, self._preconditioned_vector)
+            self._preconditioned_vector = top.eigenvectors.sum(dim=1)
+            metrics[PRECONDITIONED] = top.eigenvalues[0].item()
         if self.trace:
             generator = torch.Generator(device=hessian.device).manual_seed(self.seed + step + 1)
             estimate = _TRACE[self.trace_method](
@@ -104,10 +112,11 @@ class SharpnessProbe:
         return {} if threshold is None else {THRESHOLD: threshold.value}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"vector": self._vector}
+        return {"vector": self._vector, "preconditioned_vector": self._preconditioned_vector}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._vector = state["vector"]
+        self._preconditioned_vector = state.get("preconditioned_vector")  # absent before warm Lanczos
 
 
 _TRACE = {
