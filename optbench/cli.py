@@ -97,7 +97,7 @@ def run(
         from optbench.runner import distributed
         from optbench.sweeps import launch
 
-        single = None if multirun or flags else launch.prepare(plain, multirun=False)[0]
+        single = None if multirun or flags else launch.prepare(plain, multirun=False)
     if detach and distributed.world_size() > 1:
         raise OptbenchError("--detach starts one background driver, not one per torchrun process: "
                             "under torchrun, run the sweep attached (without --detach)")
@@ -106,7 +106,8 @@ def run(
         launch.launch([*(["--multirun"] if multirun and not inspect else []), *args])
         return
     if single is not None:
-        launch.launch(single)
+        _, cfg, output_dir = single
+        launch.run_prepared(cfg, output_dir)
         return
     from optbench import views
     from optbench.contract import RunStatus

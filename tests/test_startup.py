@@ -58,4 +58,5 @@ def test_a_refused_run_leaves_the_collector_on_and_nothing_frozen(tmp_path):
     result = CliRunner().invoke(app, ["run", "train.steps=0", f"hydra.run.dir={tmp_path / 'D'}"])
 
     assert result.exit_code == 2 and "train.steps=0" in result.stderr
-    assert gc.isenabled() and gc.get_freeze_count() == frozen
+    # nothing newly frozen (frozen objects an earlier in-process run left may have been freed since)
+    assert gc.isenabled() and gc.get_freeze_count() <= frozen
