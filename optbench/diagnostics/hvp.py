@@ -43,7 +43,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import psutil
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
@@ -309,6 +308,8 @@ def _free_bytes(device: torch.device) -> int:
     """Free memory on ``device``: available RAM on CPU, the driver's count on accelerators that
     report one (CUDA, XPU), else 0 (nothing is kept)."""
     if device.type == "cpu":
+        import psutil  # only when a probe keeps graphs: not on every run's start-up
+
         return psutil.virtual_memory().available
     mem_get_info = getattr(torch.get_device_module(device.type), "mem_get_info", None)
     return 0 if mem_get_info is None else mem_get_info(device)[0]
