@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import made_figure, optbench
+from helpers import made_figure, optbench_in_process
 
 from optbench.figures.swan_vs_adam import judge, learned, tokens_to_reach
 
@@ -51,7 +51,7 @@ def test_verdict_ratio_and_held() -> None:
 
 
 @pytest.mark.slow
-def test_smoke_figure_end_to_end(tmp_path: Path) -> None:
+def test_smoke_figure_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out, _, verdict = made_figure("swan-vs-adam", tmp_path, "--scale", "smoke")
     data = pd.read_csv(out / "swan-vs-adam.csv")
     assert {"optimizer", "tokens", "eval_ppl", "eval_loss", "step", "lr"} <= set(data.columns)
@@ -74,8 +74,14 @@ def test_smoke_figure_end_to_end(tmp_path: Path) -> None:
     assert numbers["token_ratio"] is None or numbers["token_ratio"] > 0  # reported, not judged at smoke
     assert any(line.startswith("swan") for line in verdict["lines"])
 
-    again = optbench("figure", "swan-vs-adam", "--scale", "smoke", "--out", str(out), cwd=tmp_path)
-    assert json.loads((out / "verdict.json").read_text())["numbers"] == numbers  # the store: nothing retrained
+    # made again from the same run store, in this interpreter and with the jobs in it (run ids do
+    # not depend on the launcher): what each job prints is then this command's own output
+    monkeypatch.chdir(tmp_path)
+    again = optbench_in_process("figure", "swan-vs-adam", "--scale", "smoke", "--out", str(out),
+                                "hydra/launcher=basic")
+    assert again.returncode == 0, again.stdout
+    assert again.stderr.count("already completed, not recomputed") == 4  # the store: nothing retrained
+    assert json.loads((out / "verdict.json").read_text())["numbers"] == numbers
     assert "verdict at --scale smoke: held" in again.stdout
 
 
