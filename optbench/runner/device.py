@@ -44,3 +44,13 @@ def autocast(device: torch.device, precision: Precision) -> contextlib.AbstractC
     if precision == Precision.bf16:
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def full_fp32() -> None:
+    """fp32 matmuls and convolutions at full fp32 precision on CUDA: PyTorch lets cuDNN use TF32
+    (a 10-bit mantissa) for fp32 convolutions by default on Ampere and later, so an fp32 run's
+    convolutions would not be fp32. No precision asks for TF32: bf16 computes in bf16 where
+    autocast casts, and what it leaves in fp32 (losses, probes, optimizers' matrix functions)
+    is meant to stay fp32. A process-wide switch, set before the run computes anything."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False

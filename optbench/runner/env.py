@@ -1,4 +1,5 @@
-"""env.json: what a reader needs to reproduce a run (versions, code commit, hardware, command)."""
+"""env.json: what a reader needs to reproduce a run (versions, code commit, hardware, command, and
+the process-wide switches that change numerics)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,36 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def capture_env(device: torch.device) -> dict[str, Any]:
+def _sdpa_backends() -> list[str]:
+    """The attention kernels scaled_dot_product_attention may pick (a loop that needs double
+    backward narrows them to math for its steps: runner.loop)."""
+    enabled = {
+        "flash": torch.backends.cuda.flash_sdp_enabled,
+        "mem_efficient": torch.backends.cuda.mem_efficient_sdp_enabled,
+        "math": torch.backends.cuda.math_sdp_enabled,
+        "cudnn": torch.backends.cuda.cudnn_sdp_enabled,
+    }
+    return [name for name, on in enabled.items() if on()]
+
+
+def _numerics(compiled: bool) -> dict[str, Any]:
+    """Every switch that changes a run's numbers beyond its config's precision: TF32 for matmuls
+    and cuDNN, the attention kernels, train.compile, and what makes CUDA kernels deterministic."""
+    return {
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "sdpa_backends": _sdpa_backends(),
+        "compile": compiled,
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    }
+
+
+def capture_env(device: torch.device, compiled: bool) -> dict[str, Any]:
+    """``compiled``: the run's train.compile."""
     source = Path(__file__).resolve().parents[2]  # the checkout, for editable installs
     commit = _git(source, "rev-parse", "HEAD")
     env: dict[str, Any] = {
@@ -66,6 +96,7 @@ def capture_env(device: torch.device) -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "numerics": _numerics(compiled),
     }
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)

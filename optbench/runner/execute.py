@@ -28,6 +28,7 @@ from optbench.loggers.jsonl import JsonlSink
 from optbench.runner import distributed
 from optbench.runner.build import build
 from optbench.runner.checkpoint import load_latest
+from optbench.runner.device import full_fp32
 from optbench.runner.env import capture_env
 from optbench.runner.identity import first_difference, semantic
 from optbench.runner.loop import Outcome, Trainer
@@ -154,11 +155,12 @@ def _run(spec: RunSpec, stop: StopRequest) -> Outcome | None:
     summary = Summary(status=RunStatus.RUNNING, run_id=spec.run_id, task=spec.task, optimizer=spec.optimizer,
                       seed=cfg.seed, run_dir=str(run_dir.path), host=socket.gethostname(), pid=os.getpid(),
                       slurm_job=slurm_job(), started=time.time())
+    full_fp32()  # on every rank, before anything computes and env.json records it
     if main:
         run_dir.path.mkdir(parents=True, exist_ok=True)
         run_dir.config.write_text(OmegaConf.to_yaml(cfg, resolve=True))
         run_dir.overrides.write_text(yaml.safe_dump(list(spec.overrides)))
-        write_json(run_dir.env, capture_env(spec.device))
+        write_json(run_dir.env, capture_env(spec.device, cfg.train.compile))
         run_dir.write_summary(summary)
 
     summary.status, summary.pid = RunStatus.FAILED, None

@@ -80,8 +80,9 @@ class Trainer:
         # training steps may run compiled; evaluation, probes and checkpoints use the module itself
         self.forward_model = torch.compile(self.parallel) if cfg.train.compile else self.parallel
         self.peaks = memory.PeakTracker(device)
+        # mfu = work/s × this: the work is the whole job's (every rank's), so the peak is too
         flops, peak = self.task.flops_per_work(), peak_flops(device)
-        self.mfu_scale = flops / peak if flops and peak else None  # mfu = work/s × this
+        self.mfu_scale = flops / (peak * distributed.world_size()) if flops and peak else None
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.create_graph = needs_create_graph(self.optimizer)
         self.modes = has_train_eval_modes(self.optimizer)
@@ -99,7 +100,7 @@ class Trainer:
             "optimizer": distributed.full_state(self.optimizer.state_dict()),
             "scheduler": self.scheduler.state_dict(),
             "stream": self.stream.state_dict(),
-            "rng": rng_states(),
+            "rng": rng_states(self.device),
             "loop": self.state.__dict__,
             "probe": self.probe.state_dict() if self.probe else None,
             "ema": self.average.state_dict() if self.average else None,
@@ -134,7 +135,7 @@ class Trainer:
         starts from the loaded weights when the checkpoint holds none)."""
         distributed.load_full_state(self.model, self.optimizer, checkpoint["model"], checkpoint["optimizer"])
         self.stream.load_state_dict(checkpoint["stream"])
-        restore_rng_states(checkpoint["rng"])
+        restore_rng_states(checkpoint["rng"], self.device)
         if self.average is not None and checkpoint.get("ema") is not None:
             self.average.load_state_dict(checkpoint["ema"])
         elif self.average is not None:
