@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import Tensor
 
+from optbench.diagnostics import eigen
 from optbench.diagnostics.eigen import lanczos, power_iteration, warm_start
 from optbench.diagnostics.vectors import random_vector
 
@@ -97,3 +98,40 @@ def test_warm_start_saves_matvecs_and_keeps_a_new_top_eigenvector_in_reach() -> 
     assert alone.num_matvecs == 1 and float(alone.eigenvalues[0]) == pytest.approx(4.9, rel=1e-9)
     crossed = lanczos(lambda v: a @ v, warm_start(q[:, -2], start(200)), tol=1e-6)
     assert float(crossed.eigenvalues[0]) == pytest.approx(5.0, rel=1e-9)
+
+
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_lanczos_holds_one_vector_per_iteration(monkeypatch: pytest.MonkeyPatch, rows: int) -> None:
+    # At every product, the vector-sized storages the solver's frame holds (its variables, and the
+    # lists and tuples in them; not the caller's start vector) are the Lanczos vectors so far, the
+    # last block's unused rows and two working vectors (q, the last w): never a grown basis.
+    import sys
+
+    dim, iterations = 4096, 30
+    vector = dim * DTYPE.itemsize
+    monkeypatch.setattr(eigen, "_BLOCK_BYTES", rows * vector)  # blocks of `rows` vectors
+    diagonal, first = torch.linspace(0, 1, dim, dtype=DTYPE), start(dim)
+    theirs = {diagonal.untyped_storage().data_ptr(), first.untyped_storage().data_ptr()}
+    held: list[float] = []
+
+    def tensors(value: object) -> list[Tensor]:
+        if isinstance(value, Tensor):
+            return [value]
+        if isinstance(value, list | tuple):
+            return [t for item in value for t in tensors(item)]
+        return []
+
+    def matvec(v: Tensor) -> Tensor:
+        frame = sys._getframe(1)  # lanczos
+        storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes()
+                    for t in tensors(list(frame.f_locals.values()))
+                    if t.untyped_storage().data_ptr() not in theirs}
+        # the tridiagonal matrix's eigenpairs are smaller than a vector
+        held.append(sum(n for n in storages.values() if n >= vector) / vector)
+        return diagonal * v
+
+    result = lanczos(matvec, first, tol=1e-14, max_iters=iterations)
+    assert result.iterations == len(held) == iterations
+    assert max(h - m for m, h in enumerate(held, start=1)) <= rows - 1 + 2, held

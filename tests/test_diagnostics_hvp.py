@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -322,3 +323,28 @@ def test_attention_runs_on_the_math_backend() -> None:
     hessian = LossHessian(model, mse, data, weight_fn=examples, train=False, method="jvp")
     v = random_vector(hessian.dim, dtype=DTYPE)
     assert relative_error(hessian.matvec(v), autograd_hvp(model, data, v, train=False)) < 1e-10
+
+
+def test_auto_lets_errors_other_than_a_missing_second_derivative_through() -> None:
+    # A vector on another device (a restored CPU vector on a CUDA model) is the caller's error:
+    # auto must raise it, not take it for missing double backward and switch to forward-over-reverse.
+    model, data = mlp(), batches(5)
+    hessian = LossHessian(model, mse, data, train=False)
+    v = torch.zeros(hessian.dim, dtype=DTYPE, device="meta")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        with pytest.raises(RuntimeError, match="expected device cpu but got meta"):
+            hessian.matvec(v)
+    assert hessian.method == "auto" and hessian.num_hvps == 0
+
+
+def test_autograd_errors_for_a_missing_second_derivative_are_recognized() -> None:
+    from optbench.diagnostics.hvp import _no_second_derivative
+
+    q = torch.randn(1, 1, 3, 4, requires_grad=True)
+    out = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, q, q)[0]
+    (grad,) = torch.autograd.grad(out.pow(2).sum(), q, create_graph=True)
+    with pytest.raises(RuntimeError) as missing:  # the fused backward has no derivative
+        torch.autograd.grad(grad.sum(), q)
+    assert _no_second_derivative(missing.value)
+    assert not _no_second_derivative(RuntimeError("expected device cuda:0 but got cpu"))

@@ -17,7 +17,8 @@ Two exact paths (Pearlmutter 1994; the ``torch.func`` tutorial "Jacobians, Hessi
   nothing is kept, so a product repeats the forward and backward.
 
 ``method="auto"`` (the default) is double backward, switching for good to forward-over-reverse
-(with a warning) if its first product fails (an op whose backward has no derivative of its own).
+(with a warning) if its first product fails because an op's backward has no derivative of its own;
+any other error (a device mismatch, out of memory) is raised.
 The rule is fixed rather than timed: the two paths differ in rounding, so a timed choice would make
 a probe's numbers depend on machine load. ``benchmarks/sharpness.py`` measures them on CPU (tanh
 MLP, 4 micro-batches): a product costs 1.6 gradients with kept graphs, 2.7 rebuilding them, 3.4 by
@@ -92,7 +93,8 @@ class LossHessian:
         param_names: the parameters to differentiate w.r.t.; default: all with ``requires_grad``.
             The others are held fixed.
         method: ``"double_backward"``, ``"jvp"`` (forward-over-reverse), or ``"auto"``: double
-            backward, switching for good to ``"jvp"`` (with a warning) if the first product fails.
+            backward, switching for good to ``"jvp"`` (with a warning) if the first product fails
+            for want of a second derivative.
         seed: micro-batch ``i`` runs with the RNG seeded to ``seed + i``.
         cache_bytes: memory for kept gradient graphs (double backward); ``None``: half the
             device's free memory at the first product; 0 keeps none.
@@ -172,9 +174,9 @@ class LossHessian:
             try:
                 hv = self._hvp(v, "double_backward")
                 self.method = "double_backward"
-            except torch.OutOfMemoryError:
-                raise
             except (RuntimeError, NotImplementedError) as err:
+                if not _no_second_derivative(err):
+                    raise  # a real error (device mismatch, out of memory, a CUDA fault)
                 warnings.warn(
                     f"double backward failed, using forward-over-reverse for HVPs: {err}",
                     stacklevel=2,
@@ -302,6 +304,20 @@ class LossHessian:
         finally:
             for module, training in modes:
                 module.training = training
+
+
+def _no_second_derivative(err: Exception) -> bool:
+    """Whether ``err`` says an op's backward cannot be differentiated: a ``NotImplementedError``
+    (``TORCH_CHECK_NOT_IMPLEMENTED``, a custom backward that raises it), or autograd's
+    ``RuntimeError`` for a backward op without a derivative formula ("derivative for
+    aten::... is not implemented") or for a ``once_differentiable`` function differentiated
+    twice. Other errors, such as a device mismatch, are not a reason to change path."""
+    if isinstance(err, NotImplementedError):
+        return True
+    message = str(err)
+    return ("derivative for" in message and "is not implemented" in message) or (
+        "differentiate twice" in message
+    )
 
 
 def _free_bytes(device: torch.device) -> int:

@@ -64,9 +64,9 @@ class SharpnessProbe:
         return step % self.every == 0
 
     def _top(self, matvec, hessian: LossHessian, step: int, previous: torch.Tensor | None) -> EigenResult:
-        generator = torch.Generator(device=hessian.device).manual_seed(self.seed + step)
+        generator = _cpu_generator(self.seed + step)
         start = random_vector(hessian.dim, dtype=hessian.dtype, device=hessian.device, generator=generator)
-        if previous is not None:
+        if previous is not None:  # restored from a checkpoint, it is on the CPU
             previous = previous.to(device=hessian.device, dtype=hessian.dtype)
         if self.method == "power":
             return power_iteration(matvec, start if previous is None else previous,
@@ -93,7 +93,7 @@ class SharpnessProbe:
             self._preconditioned_vector = top.eigenvectors.sum(dim=1)
             metrics[PRECONDITIONED] = top.eigenvalues[0].item()
         if self.trace:
-            generator = torch.Generator(device=hessian.device).manual_seed(self.seed + step + 1)
+            generator = _cpu_generator(self.seed + step + 1)
             estimate = _TRACE[self.trace_method](
                 hessian.matvec, hessian.dim, self.trace_probes,
                 dtype=hessian.dtype, device=hessian.device, generator=generator)
@@ -123,6 +123,12 @@ _TRACE = {
     "hutchinson": lambda matvec, dim, n, **kw: hutchinson_trace(matvec, dim, num_probes=n, **kw),
     "hutchpp": lambda matvec, dim, n, **kw: hutchpp_trace(matvec, dim, num_matvecs=n, **kw),
 }
+
+
+def _cpu_generator(seed: int) -> torch.Generator:
+    """A seeded CPU generator: :func:`random_vector` draws on it and moves the vector, so a probe
+    on any device starts from the vectors a CPU probe would (a CUDA generator draws others)."""
+    return torch.Generator().manual_seed(seed)
 
 
 def _is_adam(optimizer: torch.optim.Optimizer) -> bool:

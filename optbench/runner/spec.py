@@ -129,6 +129,10 @@ def _check(cfg: DictConfig) -> torch.device:
         {role.value: torch.nn.Parameter(torch.zeros(2, 2)) for role in ParamRole}
     )
     optimizer = build_optimizer(cfg.optimizer, stand_in, {r.value: r for r in ParamRole})
+    if train.compile and needs_create_graph(optimizer):  # the loop's backward(create_graph=True)
+        raise OptbenchError("train.compile=true cannot run this optimizer: it differentiates through the "
+                            "gradient (AdaHessian, Sophia-H), and a compiled backward has no double "
+                            "backward; set train.compile=false")
     build_schedule(cfg, optimizer)
     probe = build_probe(cfg)
     if distributed.world_size() > 1:
