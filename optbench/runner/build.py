@@ -18,7 +18,7 @@ from optbench.contract import ParamRole, Task
 from optbench.diagnostics.probe import SharpnessProbe
 from optbench.optimizers.router import RoleRouter
 from optbench.runner import distributed
-from optbench.runner.device import param_dtype
+from optbench.runner.device import full_fp32, param_dtype
 from optbench.runner.plugins import instantiate
 from optbench.runner.seeding import derive_seed
 
@@ -104,6 +104,7 @@ def build(spec: RunSpec, *, meta_dtype: torch.dtype | None = None) -> Built:
         with torch.device("meta"):
             model = parallel = task.build_model().to(meta_dtype)
     else:
+        full_fp32()  # runs set it before env.json records it; `optbench sharpness` builds here alone
         dtype = param_dtype(cfg.precision)
         task.prepare(spec.device, dtype)
         torch.manual_seed(derive_seed(cfg.seed, "model"))
