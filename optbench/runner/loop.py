@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from optbench import contract
@@ -33,6 +33,7 @@ from optbench.runner import distributed, memory
 from optbench.runner.averaging import as_ema, build_average
 from optbench.runner.build import Built, build_schedule
 from optbench.runner.checkpoint import save_checkpoint, save_latest
+from optbench.runner.config import Precision, TargetConfig, TrainConfig
 from optbench.runner.device import autocast
 from optbench.runner.perf import peak_flops
 from optbench.runner.run_dir import RunDir
@@ -73,7 +74,12 @@ class Trainer:
     def __init__(self, cfg: DictConfig, built: Built, stream: BatchStream, device: torch.device,
                  run_dir: RunDir, identity: dict[str, Any] | None = None) -> None:
         """``identity``: recorded in every checkpoint, so a resume can tell whose state it is."""
-        self.cfg, self.train_cfg = cfg, cfg.train
+        self.cfg = cfg
+        # plain objects for what the loop reads at every step: an OmegaConf attribute read costs
+        # microseconds, a sizeable share of a small model's step
+        self.train_cfg: TrainConfig = OmegaConf.to_object(cfg.train)
+        self.target: TargetConfig = OmegaConf.to_object(cfg.target)
+        self.precision: Precision = cfg.precision
         self.task, self.model, self.optimizer = built.task, built.model, built.optimizer
         self.scheduler, self.probe, self.parallel = built.schedule, built.probe, built.parallel
         self.stream, self.device, self.run_dir, self.identity = stream, device, run_dir, identity
@@ -166,7 +172,7 @@ class Trainer:
         for i, mb in enumerate(shards):
             weight = self.task.loss_weight(mb) / total
             with distributed.gradient_sync(self.parallel, sync=i == len(shards) - 1):
-                with autocast(self.device, self.cfg.precision), self._attention():
+                with autocast(self.device, self.precision), self._attention():
                     loss = self.task.loss(self.forward_model, mb)
                 (loss * (world * weight)).backward(create_graph=self.create_graph)
             step_loss += loss.detach().float() * weight
@@ -231,7 +237,7 @@ class Trainer:
         self.model.eval()
         if self.modes:
             self.optimizer.eval()
-        with torch.no_grad(), autocast(self.device, self.cfg.precision):
+        with torch.no_grad(), autocast(self.device, self.precision):
             metrics = self.task.evaluate(self.model)
             if self.average is not None:
                 metrics.update(as_ema(self.task.evaluate(self.average.module)))
@@ -268,7 +274,7 @@ class Trainer:
         return self._opening
 
     def _check_target_metric(self, evaluation: dict[str, float]) -> None:
-        metric = self.cfg.target.metric
+        metric = self.target.metric
         logged = [*evaluation, contract.TRAIN_LOSS]
         if metric is not None and metric not in logged:
             raise OptbenchError(f"target.metric={metric} is not a metric this run logs; "
@@ -277,7 +283,7 @@ class Trainer:
     def _follow_target(self, step: int, line: dict[str, float]) -> None:
         """Record where the target's metric first meets its value, from this line and the last
         one that held the metric."""
-        target, s = self.cfg.target, self.state
+        target, s = self.target, self.state
         if target.metric is None or s.target_crossing is not None or target.metric not in line:
             return
         point = {contract.STEP: step, target.metric: line[target.metric], self.work_key: line[self.work_key],
@@ -290,14 +296,14 @@ class Trainer:
 
     def target_record(self) -> dict[str, Any] | None:
         """``summary.json``'s ``target``, or None without a target."""
-        target, crossing = self.cfg.target, self.state.target_crossing
+        target, crossing = self.target, self.state.target_crossing
         if target.metric is None:
             return None
         return summary_record(target.metric, target.value, target.mode,
                               Crossing(**crossing) if crossing else None, self.task.flops_per_work())
 
     def _target_stops(self) -> bool:
-        return bool(self.cfg.target.stop) and self.state.target_crossing is not None
+        return bool(self.target.stop) and self.state.target_crossing is not None
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self, sinks: list[Sink], stop: StopRequest | None = None) -> Outcome:
