@@ -10,7 +10,7 @@ import math
 
 import pandas as pd
 import pytest
-from helpers import made_figure, optbench
+from helpers import made_figure, optbench_in_process
 
 from optbench.figures.curves import curve
 from optbench.figures.eos import GD, Run, judge, late_window
@@ -74,9 +74,9 @@ def check_figure(tmp_path, name: str, sharpness: str, lrs: set[float], factor: f
     return verdict
 
 
-@pytest.mark.slow  # 3 runs of 500 GD steps, 26 Lanczos probes each: ~70 s on 2 busy cores
+@pytest.mark.slow  # 2 runs of 300 GD steps, 11 Lanczos probes each: 15-40 s on 2 cores
 def test_eos_figure_at_smoke_scale(tmp_path):
-    verdict = check_figure(tmp_path, "eos", "sharpness/lambda_max", {0.2, 0.16, 0.133333}, 2.0)
+    verdict = check_figure(tmp_path, "eos", "sharpness/lambda_max", {0.2, 0.16}, 2.0)
     numbers = verdict["numbers"]
     assert numbers["tolerance"] == 0.15
     for run in numbers["runs"].values():
@@ -85,13 +85,14 @@ def test_eos_figure_at_smoke_scale(tmp_path):
         assert run["reached_step"] is not None and run["reached_step"] < run["window_steps"][0]
         assert run["final_loss"] < 0.05 * run["first_loss"]  # the loss keeps falling overall
 
-    again = optbench("figure", "eos", "--out", str(tmp_path / "again"), "--from",
-                     str(tmp_path / "out" / "sweep-smoke" / "0"), cwd=tmp_path)
+    again = optbench_in_process("figure", "eos", "--out", str(tmp_path / "again"), "--from",
+                                str(tmp_path / "out" / "sweep-smoke" / "0"))
+    assert again.returncode == 0, again.stderr
     assert json.loads((tmp_path / "again" / "verdict.json").read_text()) == verdict
     assert "verdict at --scale smoke: held" in again.stdout
 
 
-@pytest.mark.slow  # 2 runs of 500 Adam steps, 25 probes of 2 Lanczos solves: ~75 s on 2 busy cores
+@pytest.mark.slow  # 2 runs of 300 Adam steps, 15 probes of 2 Lanczos solves: ~25 s on 2 cores
 def test_adam_eos_figure_at_smoke_scale(tmp_path):
     tolerance = load("adam-eos").params["tolerance"]
     assert tolerance <= 0.2
