@@ -10,19 +10,20 @@ from pathlib import Path
 
 import psutil
 import torch
-from helpers import optbench, summary, wait_until
+from helpers import optbench, optbench_in_process, summary, wait_until
 
 from optbench.contract import RunStatus
 from optbench.runner.run_dir import RunDir
 from optbench.sweeps.collect import find_runs
 
-SWEEP = ["task=logreg", "task.batch_size=8", "optimizer=sgd,adam", "train.steps=8000", "train.checkpoint_every=500",
+SWEEP = ["task=logreg", "task.batch_size=8", "optimizer=sgd,adam", "train.steps=4000", "train.checkpoint_every=500",
          "logger=none", "hydra/launcher=parallel", "hydra.launcher.jobs=2", "hydra.sweep.dir=s"]
 
 
 def _start_detached(cwd: Path) -> tuple[psutil.Process, list[psutil.Process]]:
-    """The driver and its process tree once both jobs are training."""
-    optbench("run", "-m", "--detach", *SWEEP, cwd=cwd)
+    """The driver and its process tree once both jobs are training (started from this process,
+    whose cwd is ``cwd``: the driver is a process of its own all the same)."""
+    assert optbench_in_process("run", "-m", "--detach", *SWEEP).returncode == 0
     sweep = cwd / "s"
 
     def training() -> bool:
@@ -47,7 +48,8 @@ def _stopped_with_checkpoints(cwd: Path) -> dict[Path, int]:
     return stopped
 
 
-def test_a_detached_sweep_killed_or_cancelled_stops_its_jobs_and_resumes(tmp_path):
+def test_a_detached_sweep_killed_or_cancelled_stops_its_jobs_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     driver, tree = _start_detached(tmp_path)
     os.kill(driver.pid, signal.SIGKILL)
     _, alive = psutil.wait_procs(tree, timeout=10)
@@ -55,7 +57,7 @@ def test_a_detached_sweep_killed_or_cancelled_stops_its_jobs_and_resumes(tmp_pat
     killed_at = _stopped_with_checkpoints(tmp_path)
 
     driver, tree = _start_detached(tmp_path)  # resumes both, then is cancelled
-    cancelled = optbench("sweep", "cancel", "s", cwd=tmp_path)
+    cancelled = optbench_in_process("sweep", "cancel", "s")
     assert "stopping 3 process(es) on this host" in cancelled.stdout  # the driver and two jobs
     _, alive = psutil.wait_procs([driver, *tree], timeout=10)
     assert not alive, f"alive 10 s after the cancel: {[p.pid for p in alive]}"
