@@ -29,8 +29,7 @@ class FakeCuda:
     def __init__(self, monkeypatch: pytest.MonkeyPatch, count: int, tag: int = 0) -> None:
         self.states = [torch.tensor([i, tag], dtype=torch.uint8) for i in range(count)]
         self.count = count
-        for name in ("get_rng_state", "set_rng_state", "get_rng_state_all", "set_rng_state_all",
-                     "device_count", "current_device"):
+        for name in ("get_rng_state", "set_rng_state", "device_count", "current_device"):
             monkeypatch.setattr(torch.cuda, name, getattr(self, name))
         monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
 
@@ -46,13 +45,6 @@ class FakeCuda:
 
     def set_rng_state(self, state: torch.Tensor, device: int | str | torch.device = "cuda") -> None:
         self.states[self._index(device)] = state.clone()
-
-    def get_rng_state_all(self) -> list[torch.Tensor]:
-        return [self.get_rng_state(i) for i in range(self.count)]
-
-    def set_rng_state_all(self, states: list[torch.Tensor]) -> None:
-        for i, state in enumerate(states):
-            self.set_rng_state(state, i)
 
     def device_count(self) -> int:
         return self.count

@@ -84,7 +84,7 @@ class Trainer:
         self.scheduler, self.probe, self.parallel = built.schedule, built.probe, built.parallel
         self.stream, self.device, self.run_dir, self.identity = stream, device, run_dir, identity
         # training steps may run compiled; evaluation, probes and checkpoints use the module itself
-        self.forward_model = torch.compile(self.parallel) if cfg.train.compile else self.parallel
+        self.forward_model = torch.compile(self.parallel) if self.train_cfg.compile else self.parallel
         self.peaks = memory.PeakTracker(device)
         # mfu = work/s × this: the work is the whole job's (every rank's), so the peak is too
         flops, peak = self.task.flops_per_work(), peak_flops(device)
@@ -92,7 +92,7 @@ class Trainer:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.create_graph = needs_create_graph(self.optimizer)
         self.modes = has_train_eval_modes(self.optimizer)
-        self.average = build_average(self.model, cfg.train.ema)
+        self.average = build_average(self.model, self.train_cfg.ema)
         self.work_key = self.task.work_unit  # tokens or examples
         self.state = LoopState()
         self.resumed = False  # from this run's own checkpoint: its first evaluation is done
